@@ -1,0 +1,34 @@
+# One command installs and runs the main job (`make play`, `make train` once training lands), one installs
+# and runs the tests (`make test`). Both create .venv from pyproject.toml.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+.PHONY: install play train test test-slow lint bench reference
+install: $(STAMP)
+
+play: $(STAMP)
+	.venv/bin/mtbench play task=mt10 policy=expert
+
+train: play
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	.venv/bin/ruff check mtbench tests tools
+
+bench: $(STAMP)
+	.venv/bin/mtbench bench env
+
+reference:
+	python3 tools/record_reference.py

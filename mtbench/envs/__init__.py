@@ -1,0 +1,5 @@
+"""Environments: the batched multi-task vector env and its task suites."""
+
+from mtbench.envs.vec_env import MultiTaskVecEnv
+
+__all__ = ["MultiTaskVecEnv"]

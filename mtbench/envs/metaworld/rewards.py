@@ -1,0 +1,132 @@
+"""Meta-World's v2 reward vocabulary, batched in torch.
+
+These are the dm_control-style `tolerance` shaping, the Hamacher t-norm and the Sawyer gripper caging
+reward that every v2 task composes. They are written once here; task modules only compose them.
+Margins may be per-env tensors (Meta-World derives many of them from the episode's initial state).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_VALUE_AT_MARGIN = 0.1
+
+
+def _sigmoid(d: torch.Tensor, value_at_1: float, kind: str) -> torch.Tensor:
+    if kind == "gaussian":
+        scale = math.sqrt(-2.0 * math.log(value_at_1))
+        return torch.exp(-0.5 * (d * scale) ** 2)
+    if kind == "long_tail":
+        scale = math.sqrt(1.0 / value_at_1 - 1.0)
+        return 1.0 / ((d * scale) ** 2 + 1.0)
+    if kind == "reciprocal":
+        scale = 1.0 / value_at_1 - 1.0
+        return 1.0 / (d.abs() * scale + 1.0)
+    if kind == "hyperbolic":
+        scale = math.acosh(1.0 / value_at_1)
+        return 1.0 / torch.cosh(d * scale)
+    if kind == "tanh_squared":
+        scale = math.atanh(math.sqrt(1.0 - value_at_1))
+        return 1.0 - torch.tanh(d * scale) ** 2
+    if kind == "linear":
+        s = d * (1.0 - value_at_1)
+        return torch.where(s.abs() < 1.0, 1.0 - s, torch.zeros_like(s))
+    if kind == "quadratic":
+        s = d * math.sqrt(1.0 - value_at_1)
+        return torch.where(s.abs() < 1.0, 1.0 - s**2, torch.zeros_like(s))
+    if kind == "cosine":
+        s = d * math.acos(2.0 * value_at_1 - 1.0) / math.pi
+        return torch.where(s.abs() < 1.0, (1.0 + torch.cos(math.pi * s)) / 2.0, torch.zeros_like(s))
+    raise ValueError(f"unknown sigmoid {kind!r}")
+
+
+def tolerance(
+    x: torch.Tensor,
+    lower: float | torch.Tensor = 0.0,
+    upper: float | torch.Tensor = 0.0,
+    margin: float | torch.Tensor = 0.0,
+    sigmoid: str = "gaussian",
+    value_at_margin: float = _VALUE_AT_MARGIN,
+) -> torch.Tensor:
+    """1 inside [lower, upper], decaying with distance / margin outside; a zero margin gives a step."""
+    margin = torch.as_tensor(margin, dtype=x.dtype, device=x.device)
+    in_bounds = (lower <= x) & (x <= upper)
+    d = torch.where(x < lower, lower - x, x - upper)
+    safe = torch.where(margin == 0, torch.ones_like(margin), margin)
+    outside = torch.where(margin == 0, torch.zeros_like(d), _sigmoid(d / safe, value_at_margin, sigmoid))
+    return torch.where(in_bounds, torch.ones_like(d), outside)
+
+
+def hamacher_product(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+    """The Hamacher t-norm a*b / (a + b - a*b), 0 where both are 0."""
+    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    den = a + b - a * b
+    return torch.where(den > 0, a * b / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+
+
+def gripper_caging(
+    action: torch.Tensor,
+    obj_pos: torch.Tensor,
+    obj_init_pos: torch.Tensor,
+    init_tcp: torch.Tensor,
+    tcp: torch.Tensor,
+    left_pad: torch.Tensor,
+    right_pad: torch.Tensor,
+    obj_radius: float,
+    pad_success_thresh: float,
+    object_reach_radius: float,
+    xz_thresh: float,
+    desired_gripper_effort: float = 1.0,
+    high_density: bool = False,
+    medium_density: bool = False,
+) -> torch.Tensor:
+    """Meta-World's `_gripper_caging_reward`: the pads straddle the object in y, the fingertips meet
+    it in xz, and the gripper closes once caged. Shapes: vectors (n, 3), action (n, 4)."""
+    if high_density and medium_density:
+        raise ValueError("caging density is either high or medium, not both")
+    pad_y = torch.stack((left_pad[:, 1], right_pad[:, 1]), dim=1)
+    pad_to_obj = (pad_y - obj_pos[:, 1:2]).abs()
+    pad_to_obj_init = (pad_y - obj_init_pos[:, 1:2]).abs()
+    lr_margin = (pad_to_obj_init - pad_success_thresh).abs()
+    caging_lr = tolerance(pad_to_obj, obj_radius, pad_success_thresh, lr_margin, "long_tail")
+    caging_y = hamacher_product(caging_lr[:, 0], caging_lr[:, 1])
+
+    xz = [0, 2]
+    xz_margin = torch.linalg.vector_norm(obj_init_pos[:, xz] - init_tcp[:, xz], dim=-1) - xz_thresh
+    caging_xz = tolerance(
+        torch.linalg.vector_norm(tcp[:, xz] - obj_pos[:, xz], dim=-1), 0.0, xz_thresh, xz_margin, "long_tail"
+    )
+    gripper_closed = action[:, 3].clamp(min=0.0).clamp(max=desired_gripper_effort) / desired_gripper_effort
+    caging = hamacher_product(caging_y, caging_xz)
+    gripping = torch.where(caging > 0.97, gripper_closed, torch.zeros_like(gripper_closed))
+    caging_and_gripping = hamacher_product(caging, gripping)
+    if high_density:
+        caging_and_gripping = (caging_and_gripping + caging) / 2
+    if medium_density:
+        tcp_to_obj = torch.linalg.vector_norm(obj_pos - tcp, dim=-1)
+        tcp_to_obj_init = torch.linalg.vector_norm(obj_init_pos - init_tcp, dim=-1)
+        reach_margin = (tcp_to_obj_init - object_reach_radius).abs()
+        reach = tolerance(tcp_to_obj, 0.0, object_reach_radius, reach_margin, "long_tail")
+        caging_and_gripping = (caging_and_gripping + reach) / 2
+    return caging_and_gripping
+
+
+def rotmat_to_quat_xyzw(m: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) to (x, y, z, w) quaternions with the branch and sign convention of
+    `scipy.spatial.transform.Rotation.from_matrix(...).as_quat()`, which Meta-World's observation uses:
+    the largest of (m00, m11, m22, trace) picks the formula, and that component comes out positive."""
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    trace = m00 + m11 + m22
+    choice = torch.stack((m00, m11, m22, trace), dim=-1).argmax(dim=-1)
+    q_trace = torch.stack((m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + trace), -1)
+    q_x = torch.stack((1 - trace + 2 * m00, m[..., 1, 0] + m[..., 0, 1], m[..., 2, 0] + m[..., 0, 2], m[..., 2, 1] - m[..., 1, 2]), -1)
+    q_y = torch.stack((m[..., 0, 1] + m[..., 1, 0], 1 - trace + 2 * m11, m[..., 2, 1] + m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0]), -1)
+    q_z = torch.stack((m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - trace + 2 * m22, m[..., 1, 0] - m[..., 0, 1]), -1)
+    q = torch.where((choice == 0)[..., None], q_x, torch.where((choice == 1)[..., None], q_y, torch.where((choice == 2)[..., None], q_z, q_trace)))
+    return q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+
+
+def wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
+    return torch.cat((q[..., 1:], q[..., :1]), dim=-1)

@@ -1,0 +1,72 @@
+"""The engine-independent face of batched physics.
+
+A `SceneBlock` holds `n` worlds of one `mujoco.MjModel`. Task code reads and writes it only through
+torch tensors shaped `(n, ...)`, so the same task module runs on the MuJoCo C engine and on MuJoCo
+Warp. State tensors (qpos, qvel, mocap, ctrl, warm start) are writable views; derived tensors
+(xpos, xquat, site_xpos, geom_xpos, geom_xmat) describe the state after the last `step` or `forward`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import mujoco
+import numpy as np
+import torch
+
+
+class SceneBlock(ABC):
+    """`n` worlds of one model, stepped together."""
+
+    model: mujoco.MjModel
+    n: int
+    device: torch.device
+    dtype: torch.dtype
+
+    # writable state views, (n, ...)
+    qpos: torch.Tensor
+    qvel: torch.Tensor
+    ctrl: torch.Tensor
+    mocap_pos: torch.Tensor
+    mocap_quat: torch.Tensor
+    qacc_warmstart: torch.Tensor
+    # derived, (n, ...)
+    xpos: torch.Tensor
+    xquat: torch.Tensor
+    site_xpos: torch.Tensor
+    geom_xpos: torch.Tensor
+    geom_xmat: torch.Tensor
+    # per-world model field, (n, nbody, 3)
+    body_pos: torch.Tensor
+
+    @abstractmethod
+    def step(self, nsubstep: int) -> torch.Tensor:
+        """Advance every world `nsubstep` physics steps, then recompute the kinematics.
+
+        Returns a bool `(n,)` mask of worlds whose state blew up (NaN/Inf or a MuJoCo instability
+        warning) during this call; the caller must reset them.
+        """
+
+    @abstractmethod
+    def forward(self, ids: torch.Tensor | None = None) -> None:
+        """Recompute the kinematics after a state write; `ids` (long, on `device`) limits it to some
+        worlds where the engine can do that cheaply, others may recompute all worlds."""
+
+    @abstractmethod
+    def sync_model(self) -> None:
+        """Make writes to `body_pos` take effect (a no-op where the view is the engine's memory)."""
+
+
+def single_world_state(model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:
+    """The state fields of one MjData that a reset copies into worlds."""
+    return {
+        "qpos": data.qpos.copy(),
+        "qvel": data.qvel.copy(),
+        "ctrl": data.ctrl.copy(),
+        "mocap_pos": data.mocap_pos.copy(),
+        "mocap_quat": data.mocap_quat.copy(),
+        "qacc_warmstart": data.qacc_warmstart.copy(),
+    }
+
+
+STATE_FIELDS = ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart")

@@ -1,0 +1,72 @@
+"""The MuJoCo C engine on all cores, through `mujoco.batch.Batch`.
+
+`Batch` keeps each world as one mjSTATE_INTEGRATION row and steps the rows on a C++ thread pool, so
+the hot path has no Python loop over worlds. Its bound arrays are live numpy views; we wrap them once
+with `torch.from_numpy`, so the torch tensors the tasks see share memory with the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import mujoco
+import numpy as np
+import torch
+from mujoco import batch as mjbatch
+
+from mtbench.sim.base import SceneBlock
+
+_BLOWUP_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQACC,
+)
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _torch(a: np.ndarray) -> torch.Tensor:
+    with warnings.catch_warnings():  # derived outputs are read-only for numpy, and we never write them
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(a)
+
+
+class CpuBlock(SceneBlock):
+    """`n` worlds of `model` stepped by MuJoCo C on `nthread` threads."""
+
+    def __init__(self, model: mujoco.MjModel, n: int, nthread: int | None = None):
+        self.model = model
+        self.n = n
+        self.device = torch.device("cpu")
+        self.dtype = torch.float64
+        self.batch = mjbatch.Batch(model, nsim=n, nthread=nthread or default_threads())
+        b = self.batch
+        for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
+            setattr(self, name, _torch(b.bind(name)))
+        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
+            setattr(self, name, _torch(b.bind(name)))
+        self.body_pos = _torch(b.expand("body_pos"))
+        self._warn = b.warning
+        self._blowup_ids = [int(w) for w in _BLOWUP_WARNINGS]
+        self.forward()
+
+    def _blowup_count(self) -> np.ndarray:
+        return self._warn[:, self._blowup_ids, 1].sum(axis=1)
+
+    def step(self, nsubstep: int) -> torch.Tensor:
+        before = self._blowup_count()
+        self.batch.step(nstep=nsubstep, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+        bad = self._blowup_count() > before
+        bad |= ~np.isfinite(self.batch.bind("qpos")).all(axis=1)
+        bad |= ~np.isfinite(self.batch.bind("qvel")).all(axis=1)
+        return torch.from_numpy(bad)
+
+    def forward(self, ids: torch.Tensor | None = None) -> None:
+        sel = None if ids is None else ids.numpy()
+        self.batch.forward(sel, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+
+    def sync_model(self) -> None:
+        pass

@@ -1,0 +1,167 @@
+"""MuJoCo Warp: all worlds advance together in one set of kernel launches, on a GPU or on Warp's CPU device.
+
+The torch tensors are `wp.to_torch` aliases of MJWarp's own arrays, so task code reads and writes engine
+memory directly and nothing is copied per step. On CUDA each distinct call (`step(k)` for a given `k`,
+`forward()`) is captured once as a CUDA graph and replayed, which removes the Python launch overhead
+of MJWarp's many small kernels; Warp's CPU device has no such overhead worth removing, so it launches.
+
+Two MJWarp behaviours shape this file:
+
+* Geoms welded to the world are "static": MJWarp computes their poses once, in `put_data`, and its
+  kinematics never touches them again. Meta-World moves such bodies (the drawer case, the window
+  frame) per world at reset through `body_pos`, so we recompute those geom poses ourselves in
+  `forward`; without that, collisions would still see the case where the XML put it.
+* Contact and constraint buffers are fixed-size. A world that needs more than `nconmax` contacts
+  (the pool is shared, `n * nconmax` in all) or `njmax` constraint rows silently drops the excess
+  (MJWarp prints a warning and sets a bit in `overflow`); the world keeps running with fewer
+  contacts, i.e. objects may sink into each other. The defaults are several times what Meta-World
+  scenes use (at most a few dozen contacts per world).
+"""
+
+from __future__ import annotations
+
+import mujoco
+import mujoco_warp as mjw
+import numpy as np
+import torch
+import warp as wp
+
+from mtbench.sim.base import SceneBlock
+
+NCONMAX = 96
+"""Contacts per world. Meta-World scenes make at most a few dozen (gripper pads on a mesh handle)."""
+
+
+@wp.func
+def _xyzw(q: wp.quat) -> wp.quat:
+    """MJWarp stores quaternions in MuJoCo's w,x,y,z order; Warp's quat builtins expect x,y,z,w."""
+    return wp.quat(q[1], q[2], q[3], q[0])
+
+
+@wp.kernel
+def _static_geom_poses(
+    geom_ids: wp.array(dtype=int),
+    geom_bodyid: wp.array(dtype=int),
+    geom_pos: wp.array2d(dtype=wp.vec3),
+    geom_quat: wp.array2d(dtype=wp.quat),
+    xpos: wp.array2d(dtype=wp.vec3),
+    xquat: wp.array2d(dtype=wp.quat),
+    geom_xpos: wp.array2d(dtype=wp.vec3),
+    geom_xmat: wp.array2d(dtype=wp.mat33),
+):
+    """The part of mj_kinematics that MJWarp skips for world-welded geoms (see module docstring)."""
+    worldid, i = wp.tid()
+    g = geom_ids[i]
+    b = geom_bodyid[g]
+    q = _xyzw(xquat[worldid, b])
+    geom_xpos[worldid, g] = xpos[worldid, b] + wp.quat_rotate(q, geom_pos[worldid % geom_pos.shape[0], g])
+    geom_xmat[worldid, g] = wp.quat_to_matrix(q * _xyzw(geom_quat[worldid % geom_quat.shape[0], g]))
+
+
+def _warp_device(device: torch.device) -> tuple[torch.device, wp.Device]:
+    """The torch device made explicit (`cuda` -> `cuda:k`) and its Warp twin, or an error naming the fix."""
+    if device.type == "cpu":
+        return torch.device("cpu"), wp.get_device("cpu")
+    if device.type != "cuda":
+        raise ValueError(f"engine 'warp' runs on 'cpu' or 'cuda' devices, got {device}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device} requested but torch sees no CUDA GPU; use engine='cpu' (device='cpu'), "
+            "or install a CUDA build of torch on a machine with a GPU"
+        )
+    wp.init()
+    if wp.get_cuda_device_count() == 0:
+        raise RuntimeError(
+            f"device {device} requested but Warp finds no CUDA device (CPU-only warp-lang or no driver); "
+            "use engine='cpu', or install a CUDA-enabled warp-lang (pip install warp-lang)"
+        )
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return torch.device("cuda", index), wp.get_device(f"cuda:{index}")
+
+
+class WarpBlock(SceneBlock):
+    """`n` worlds of `model` on MuJoCo Warp, float32, on `device` (CUDA GPU or CPU)."""
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        n: int,
+        device: torch.device | str = "cpu",
+        nconmax: int = NCONMAX,
+        njmax: int | None = None,
+    ):
+        self.model = model
+        self.n = n
+        self.device, self._wdev = _warp_device(torch.device(device))
+        self.dtype = torch.float32
+        if njmax is None:
+            # every contact slot at the widest pyramid, plus every equality (weld: 6 rows) and joint limit
+            condim = int(max(model.geom_condim.max(initial=1), model.pair_dim.max(initial=1)))
+            njmax = nconmax * max(1, 2 * (condim - 1)) + 6 * model.neq + model.njnt
+        with wp.ScopedDevice(self._wdev):
+            # body_pos gets a leading world axis of size n: MJWarp indexes it as [world % rows]
+            self._m = mjw.put_model(model, batch_sizes={"body_pos": n})
+            self._d = mjw.put_data(model, mujoco.MjData(model), nworld=n, nconmax=nconmax, njmax=njmax)
+            gb = model.geom_bodyid
+            static = (model.body_weldid[gb] == 0) & (model.body_mocapid[model.body_rootid[gb]] == -1)
+            self._static_geoms = wp.array(np.flatnonzero(static).astype(np.int32), dtype=int)
+        d = self._d
+        for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
+            setattr(self, name, wp.to_torch(getattr(d, name)))
+        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
+            setattr(self, name, wp.to_torch(getattr(d, name)))  # vec3/quat/mat33 arrays arrive as (n, k, 3[, 3])
+        self.body_pos = wp.to_torch(self._m.body_pos)
+        self.overflow = wp.to_torch(d.overflow)
+        """Per-world sticky bitmask of `mjw.OverflowType` (dropped contacts/rows); zero it to re-arm."""
+        self._graphs: dict[object, wp.Graph] = {}
+        self.forward()
+
+    def _kinematics(self) -> None:
+        mjw.kinematics(self._m, self._d)
+        m, d = self._m, self._d
+        if self._static_geoms.shape[0]:
+            wp.launch(
+                _static_geom_poses,
+                dim=(self.n, self._static_geoms.shape[0]),
+                inputs=[self._static_geoms, m.geom_bodyid, m.geom_pos, m.geom_quat, d.xpos, d.xquat],
+                outputs=[d.geom_xpos, d.geom_xmat],
+            )
+
+    def _substeps(self, nsubstep: int) -> None:
+        for _ in range(nsubstep):
+            mjw.step(self._m, self._d)
+        mjw.kinematics(self._m, self._d)  # static geoms cannot have moved since the last forward()
+
+    def _run(self, key: object, fn, *args) -> None:
+        """Run `fn(*args)` on the Warp device, ordered after pending torch work and before later torch work.
+
+        On CUDA the launches are captured once per `key` and replayed: the graph (and the buffers it
+        allocated) belongs to this block and stays valid because MJWarp never reallocates `Data`.
+        """
+        with wp.ScopedDevice(self._wdev):
+            if not self._wdev.is_cuda:
+                fn(*args)
+                return
+            torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
+            warp_stream = self._wdev.stream
+            warp_stream.wait_stream(torch_stream)
+            graph = self._graphs.get(key)
+            if graph is None:
+                with wp.ScopedCapture(device=self._wdev, stream=warp_stream) as capture:
+                    fn(*args)
+                graph = self._graphs[key] = capture.graph
+            wp.capture_launch(graph, stream=warp_stream)
+            torch_stream.wait_stream(warp_stream)
+
+    def step(self, nsubstep: int) -> torch.Tensor:
+        self._run(nsubstep, self._substeps, nsubstep)
+        # MJWarp raises no instability warnings; a blown-up world shows as non-finite state
+        return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1))
+
+    def forward(self, ids: torch.Tensor | None = None) -> None:
+        """All worlds, whatever `ids` says: one batched launch costs about what a masked one would."""
+        self._run("forward", self._kinematics)
+
+    def sync_model(self) -> None:
+        """`body_pos` is MJWarp's own array, but world-welded geoms only follow it once recomputed."""
+        self.forward()
