@@ -40,6 +40,9 @@ if TYPE_CHECKING:  # numpy only exists inside the reference venv; keep the launc
 
 METAWORLD_VERSION = "3.1.1"
 """Pinned Meta-World release whose behaviour is the reference."""
+REFERENCE_REQUIREMENTS: tuple[str, ...] = (f"metaworld=={METAWORLD_VERSION}", "packaging")
+"""What the reference venv needs: ``packaging`` is imported by gymnasium's MuJoCo envs but is not a
+declared dependency, so a bare ``pip install metaworld`` yields a venv where ``import metaworld`` fails."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv-ref"
@@ -143,11 +146,14 @@ def ensure_reference_venv(venv_dir: Path) -> Path:
     version = installed_metaworld_version(python)
     if version == METAWORLD_VERSION:
         return python
-    if version is None and not python.exists():
+    if not python.exists():
         print(f"[record_reference] creating {venv_dir}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
-    print(f"[record_reference] installing metaworld=={METAWORLD_VERSION} into {venv_dir}", flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", f"metaworld=={METAWORLD_VERSION}"], check=True)
+    print(f"[record_reference] installing {' '.join(REFERENCE_REQUIREMENTS)} into {venv_dir}", flush=True)
+    subprocess.run([str(python), "-m", "pip", "install", *REFERENCE_REQUIREMENTS], check=True)
+    version = installed_metaworld_version(python)
+    if version != METAWORLD_VERSION:
+        raise RuntimeError(f"{venv_dir}: metaworld {METAWORLD_VERSION} still not importable (got {version})")
     return python
 
 

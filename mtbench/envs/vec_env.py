@@ -15,7 +15,7 @@ import torch
 from mtbench.envs.metaworld.goals import N_GOALS, metaworld_goals, sample_uniform
 from mtbench.envs.metaworld.registry import METAWORLD_NAMES, resolve, task_class
 from mtbench.envs.metaworld.scene import FRAME_SKIP
-from mtbench.envs.metaworld.task import HAND_SPACE_HIGH, HAND_SPACE_LOW, OBJ_SLOTS, MetaWorldTask, TaskState
+from mtbench.envs.metaworld.task import MetaWorldTask, TaskState
 from mtbench.sim import make_block
 
 ACTION_SCALE = 0.01  # metres of mocap motion per unit action, as Meta-World
@@ -164,10 +164,7 @@ class MultiTaskVecEnv:
         state = task.make_state(sim)
         dt, dev = sim.dtype, self.device
         mlow, mhigh = task.mocap_box
-        glow, ghigh = task.goal_box
-        inf = np.full(OBJ_SLOTS, np.inf)
-        frame_low = np.concatenate([HAND_SPACE_LOW, [-1.0], -inf])
-        frame_high = np.concatenate([HAND_SPACE_HIGH, [1.0], inf])
+        olow, ohigh = task.obs_box()
         blk = _Block(
             task=task,
             state=state,
@@ -175,8 +172,8 @@ class MultiTaskVecEnv:
             onehot_index=onehot_index,
             mocap_low=torch.as_tensor(mlow, dtype=dt, device=dev),
             mocap_high=torch.as_tensor(mhigh, dtype=dt, device=dev),
-            obs_low=torch.as_tensor(np.concatenate([frame_low, frame_low, glow]), dtype=dt, device=dev),
-            obs_high=torch.as_tensor(np.concatenate([frame_high, frame_high, ghigh]), dtype=dt, device=dev),
+            obs_low=torch.as_tensor(olow, dtype=dt, device=dev),
+            obs_high=torch.as_tensor(ohigh, dtype=dt, device=dev),
             prev_frame=torch.zeros(n, 18, dtype=dt, device=dev),
         )
         if self.goal_mode == "fixed":
@@ -189,15 +186,7 @@ class MultiTaskVecEnv:
     # -- observation -------------------------------------------------------------------------------
     @staticmethod
     def _frame(blk: _Block) -> torch.Tensor:
-        """Meta-World's 18-d frame: hand xyz, gripper opening, two object (pos, quat) slots."""
-        s = blk.state
-        hand = s.body("hand")
-        opening = torch.linalg.vector_norm(s.body("rightclaw") - s.body("leftclaw"), dim=-1).div(0.1).clamp(0.0, 1.0)
-        pos, quat = blk.task.objects(s)
-        k = pos.shape[1] // 3
-        objs = torch.cat([torch.cat((pos[:, 3 * i : 3 * i + 3], quat[:, 4 * i : 4 * i + 4]), 1) for i in range(k)], 1)
-        pad = torch.zeros(s.n, OBJ_SLOTS - objs.shape[1], dtype=objs.dtype, device=objs.device)
-        return torch.cat((hand, opening[:, None], objs, pad), dim=1)
+        return blk.task.frame(blk.state)
 
     def _obs39(self, blk: _Block, frame: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         raw = torch.cat((frame, prev, blk.state.target_pos), dim=1)

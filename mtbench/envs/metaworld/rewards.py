@@ -130,3 +130,24 @@ def rotmat_to_quat_xyzw(m: torch.Tensor) -> torch.Tensor:
 
 def wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
     return torch.cat((q[..., 1:], q[..., :1]), dim=-1)
+
+
+def rect_prism_tolerance(curr: torch.Tensor, zero: torch.Tensor, one: torch.Tensor) -> torch.Tensor:
+    """Meta-World's box shaping: inside the box spanned by corners `zero` and `one` the product of the
+    per-axis fractions from `zero` towards `one`, and 1 outside it (sic). Points (n, 3) -> (n,)."""
+    inside = ((torch.minimum(zero, one) <= curr) & (curr <= torch.maximum(zero, one))).all(dim=-1)
+    diff = one - zero
+    frac = (curr - zero) / torch.where(diff == 0, torch.ones_like(diff), diff)
+    return torch.where(inside, frac.prod(dim=-1), torch.ones_like(frac[..., 0]))
+
+
+def quat_wxyz_to_rotmat(q: torch.Tensor) -> torch.Tensor:
+    """Unit (w, x, y, z) quaternions (..., 4) to rotation matrices (..., 3, 3), term for term as MuJoCo's
+    `mju_quat2Mat` forms a frame's xmat from its xquat."""
+    w, x, y, z = q.unbind(-1)
+    rows = (
+        (w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)),
+        (2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)),
+        (2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z),
+    )
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)

@@ -32,8 +32,6 @@ class TaskState:
     obj_init_pos: torch.Tensor  # (n, 3)
     target_pos: torch.Tensor  # (n, 3)
     init_tcp: torch.Tensor  # (n, 3), constant per task
-    init_left_pad: torch.Tensor
-    init_right_pad: torch.Tensor
     hand_init_pos: torch.Tensor  # (3,)
     template: dict[str, torch.Tensor]
     episode: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -103,6 +101,9 @@ class MetaWorldTask:
     goal_high: tuple[float, float, float]
     # the observation's goal slot is clipped to this box (Meta-World's goal_space); None: goal_low/high
     goal_space: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # our `TaskState.episode` key -> the Meta-World env attribute it mirrors (lets the parity tests load
+    # recorded per-episode values and compare reward functions in isolation)
+    episode_attrs: dict[str, str] = {}
 
     # -- declarations derived from the above -------------------------------------------------------
     @property
@@ -127,6 +128,25 @@ class MetaWorldTask:
     def model(self) -> mujoco.MjModel:
         return load_model(self.xml)
 
+    def obs_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Meta-World's observation space (39,): hand xyz boxed, gripper in [-1, 1], objects free, goal boxed."""
+        inf = np.full(OBJ_SLOTS, np.inf)
+        frame_low = np.concatenate([HAND_SPACE_LOW, [-1.0], -inf])
+        frame_high = np.concatenate([HAND_SPACE_HIGH, [1.0], inf])
+        glow, ghigh = self.goal_box
+        return np.concatenate([frame_low, frame_low, glow]), np.concatenate([frame_high, frame_high, ghigh])
+
+    def frame(self, s: TaskState) -> torch.Tensor:
+        """The 18-d frame: hand xyz, gripper opening, two object (pos, quat) slots zero-padded."""
+        opening = norm(s.body("rightclaw") - s.body("leftclaw")).div(0.1).clamp(0.0, 1.0)
+        pos, quat = self.objects(s)
+        k = pos.shape[1] // 3
+        parts = [s.body("hand"), opening[:, None]]
+        for i in range(k):
+            parts += [pos[:, 3 * i : 3 * i + 3], quat[:, 4 * i : 4 * i + 4]]
+        parts.append(pos.new_zeros(s.n, OBJ_SLOTS - 7 * k))
+        return torch.cat(parts, dim=1)
+
     def make_state(self, sim: SceneBlock) -> TaskState:
         info = hand_reset(sim.model, np.array(self.hand_init_pos, dtype=np.float64))
         dev, dt, n = sim.device, sim.dtype, sim.n
@@ -140,8 +160,6 @@ class MetaWorldTask:
             obj_init_pos=torch.zeros(n, 3, dtype=dt, device=dev),
             target_pos=torch.zeros(n, 3, dtype=dt, device=dev),
             init_tcp=t(info.tcp).expand(n, 3).clone(),
-            init_left_pad=t(info.left_pad).expand(n, 3).clone(),
-            init_right_pad=t(info.right_pad).expand(n, 3).clone(),
             hand_init_pos=t(self.hand_init_pos),
             template={k: t(v) for k, v in info.state.items()},
         )

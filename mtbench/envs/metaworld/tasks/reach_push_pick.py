@@ -81,11 +81,12 @@ class PickPlace(_Puck):
         s.set_obj_xyz(ids, vec[:, :3])
 
     def _caging(self, s: TaskState, obj: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """pick-place's own caging: signed pad offsets and margins from the pads' reset positions."""
+        """pick-place's own caging: signed pad offsets. Its margins use `init_left_pad`/`init_right_pad`,
+        which Meta-World stores as live views of `data.xpos`: they are the *current* pad positions."""
         pad_margin, xz_margin_ok, radius = 0.05, 0.005, 0.015
         left, right = s.body("leftpad"), s.body("rightpad")
-        right_margin = ((obj[:, 1] - s.init_right_pad[:, 1]).abs() - pad_margin).abs()
-        left_margin = ((obj[:, 1] - s.init_left_pad[:, 1]).abs() - pad_margin).abs()
+        right_margin = ((obj[:, 1] - right[:, 1]).abs() - pad_margin).abs()
+        left_margin = ((obj[:, 1] - left[:, 1]).abs() - pad_margin).abs()
         right_caging = tolerance(obj[:, 1] - right[:, 1], radius, pad_margin, right_margin, "long_tail")
         left_caging = tolerance(left[:, 1] - obj[:, 1], radius, pad_margin, left_margin, "long_tail")
         y_caging = hamacher_product(left_caging, right_caging)

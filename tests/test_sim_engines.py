@@ -1,0 +1,182 @@
+"""The MuJoCo C and MuJoCo Warp engines must tell the same story on Meta-World scenes.
+
+Warp runs on its CPU device here, so these tests need no GPU. Its first run JIT-compiles MJWarp's
+kernels for the CPU (about a minute per scene on 2 cores, cached in ~/.cache/warp afterwards); later
+runs take seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from mtbench.sim.base import STATE_FIELDS, SceneBlock
+from mtbench.sim.cpu import CpuBlock
+
+metaworld = pytest.importorskip("metaworld")
+pytest.importorskip("mujoco_warp")
+
+from mtbench.sim.warp import WarpBlock  # noqa: E402
+
+ASSETS = os.path.join(os.path.dirname(metaworld.__file__), "assets", "sawyer_xyz")
+N = 4
+NSUBSTEP = 5
+
+# scene -> (hand start for the mocap, bodies to compare, the body Meta-World moves per world at reset)
+SCENES = {
+    "sawyer_drawer.xml": ((0.0, 0.6, 0.2), ("hand", "drawer", "drawer_link"), "drawer"),
+    "sawyer_push_v3.xml": ((0.0, 0.6, 0.2), ("hand", "obj"), None),
+    "sawyer_window_horizontal.xml": ((0.0, 0.4, 0.2), ("hand", "window", "windowb_a"), "window"),
+}
+
+POS_TOL = 5e-3
+"""Metres. Both engines integrate the same equations, but Warp in float32 and C in float64, and their
+contact generation differs in detail (MJWarp's convex collider places mesh/box contact points a little
+differently, and float32 rounding flips which near-touching pairs make a contact at a given step).
+On contact-free motion the bodies agree to well under a millimetre; contacts add a few millimetres
+over 100 steps, so a 5 mm bound catches a wrong engine without flagging honest float32 drift."""
+
+
+def load_scene(name: str) -> mujoco.MjModel:
+    """A Meta-World XML as its env classes would set it up (they do not run on mujoco 4 themselves)."""
+    model = mujoco.MjModel.from_xml_path(os.path.join(ASSETS, name))
+    for i in range(model.neq):
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:  # SawyerMocapBase.reset_mocap_welds
+            model.eq_data[i, :11] = [0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 5.0]
+    return model
+
+
+def body_ids(model: mujoco.MjModel, names: tuple[str, ...]) -> list[int]:
+    return [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in names]
+
+
+def settle(block: SceneBlock, hand: tuple[float, float, float], moved: int | None) -> None:
+    """Meta-World's reset: per-world object placement, then 50 env steps holding the mocap at the start."""
+    if moved is not None:
+        shift = torch.linspace(-0.05, 0.05, block.n, dtype=block.dtype)
+        block.body_pos[:, moved, 0] += shift.to(block.device)
+        block.sync_model()
+    block.mocap_pos[:] = torch.tensor(hand, dtype=block.dtype)
+    block.mocap_quat[:] = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=block.dtype)
+    block.ctrl[:] = torch.tensor([-1.0, 1.0], dtype=block.dtype)
+    block.forward()
+    for _ in range(50):
+        block.step(NSUBSTEP)
+
+
+def copy_state(src: SceneBlock, dst: SceneBlock) -> None:
+    for name in (*STATE_FIELDS, "body_pos"):
+        getattr(dst, name).copy_(getattr(src, name).to(dst.device, dst.dtype))
+    dst.sync_model()
+    dst.forward()
+
+
+def actions(hand0: np.ndarray, target: np.ndarray, nstep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Open-loop controls, identical for both engines: reach toward `target` for 30 steps (1 cm/step at
+    most, Meta-World's action scale), then smooth sweeps; the gripper opens and closes throughout."""
+    n = hand0.shape[0]
+    t = np.arange(nstep)[:, None, None]
+    phase = np.arange(n)[None, :, None] + np.array([0.0, 1.0, 2.0])
+    sweep = np.sin(2 * np.pi * t / np.array([40.0, 55.0, 35.0]) + phase)
+    reach = np.clip((target - hand0) / 0.3, -1.0, 1.0)[None]
+    delta = 0.01 * np.where(t < 30, reach, sweep)
+    grip = np.sin(2 * np.pi * np.arange(nstep) / 60.0)[:, None] * np.ones(n)
+    return delta, grip
+
+
+def drive(block: SceneBlock, delta: np.ndarray, grip: np.ndarray, box: tuple[np.ndarray, np.ndarray]) -> None:
+    lo, hi = (torch.as_tensor(b, dtype=block.dtype, device=block.device) for b in box)
+    for k in range(delta.shape[0]):
+        step = torch.as_tensor(delta[k], dtype=block.dtype, device=block.device)
+        block.mocap_pos[:, 0] = torch.clamp(block.mocap_pos[:, 0] + step, lo, hi)
+        a = torch.as_tensor(grip[k], dtype=block.dtype, device=block.device)
+        block.ctrl[:] = torch.stack([a, -a], dim=1)
+        assert not block.step(NSUBSTEP).any()
+
+
+def run_pair(name: str, nstep: int = 100) -> tuple[CpuBlock, WarpBlock, list[int]]:
+    hand, compare, moved_name = SCENES[name]
+    model = load_scene(name)
+    moved = None if moved_name is None else body_ids(model, (moved_name,))[0]
+    cpu = CpuBlock(model, N, nthread=1)
+    settle(cpu, hand, moved)
+    warp = WarpBlock(model, N, device=torch.device("cpu"))
+    copy_state(cpu, warp)
+    ids = body_ids(model, compare)
+    hand0 = cpu.xpos[:, ids[0]].numpy()
+    target = cpu.xpos[:, ids[-1]].numpy() + np.array([0.0, 0.0, 0.05])
+    delta, grip = actions(hand0, target, nstep)
+    box = (cpu.mocap_pos[0, 0].numpy() - 0.15, cpu.mocap_pos[0, 0].numpy() + 0.15)
+    for block in (cpu, warp):
+        drive(block, delta, grip, box)
+    return cpu, warp, ids
+
+
+@pytest.mark.parametrize("name", list(SCENES))
+def test_engines_agree(name: str) -> None:
+    cpu, warp, ids = run_pair(name)
+    want = cpu.xpos[:, ids].numpy()
+    got = warp.xpos[:, ids].double().numpy()
+    err = np.linalg.norm(got - want, axis=-1)  # (world, body)
+    assert np.isfinite(got).all()
+    assert err.max() < POS_TOL, f"{name}: per-body max error (m) {dict(zip(SCENES[name][1], err.max(0)))}"
+    # the same check through the site/geom views, which MJWarp fills in other kernels
+    assert np.abs(warp.site_xpos.double().numpy() - cpu.site_xpos.numpy()).max() < POS_TOL
+    assert np.abs(warp.geom_xpos.double().numpy() - cpu.geom_xpos.numpy()).max() < POS_TOL
+
+
+def test_warp_tensors_are_engine_memory() -> None:
+    warp = WarpBlock(load_scene("sawyer_drawer.xml"), N, device=torch.device("cpu"))
+    d, m = warp._d, warp._m
+    for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "xpos", "xquat",
+                 "site_xpos", "geom_xpos", "geom_xmat"):
+        assert getattr(warp, name).data_ptr() == getattr(d, name).ptr, name
+    assert warp.body_pos.data_ptr() == m.body_pos.ptr
+    model = warp.model
+    assert warp.geom_xmat.shape == (N, model.ngeom, 3, 3)
+    assert warp.mocap_quat.shape == (N, model.nmocap, 4)
+    assert warp.body_pos.shape == (N, model.nbody, 3)
+    assert warp.dtype == torch.float32 and warp.qpos.dtype == torch.float32
+
+
+@pytest.mark.parametrize("engine", ["cpu", "warp"])
+def test_body_pos_is_per_world(engine: str) -> None:
+    model = load_scene("sawyer_drawer.xml")
+    block = CpuBlock(model, N, nthread=1) if engine == "cpu" else WarpBlock(model, N, device=torch.device("cpu"))
+    drawer, link = body_ids(model, ("drawer", "drawer_link"))
+    case = [g for g in range(model.ngeom) if model.body_weldid[model.geom_bodyid[g]] == 0
+            and model.geom_bodyid[g] > drawer]  # the case's geoms, welded to the world below "drawer"
+    before = {k: getattr(block, k).clone() for k in ("xpos", "geom_xpos")}
+    block.body_pos[1, drawer, 0] += 0.1
+    block.sync_model()
+    block.forward()
+    moved = (block.xpos - before["xpos"]).double()
+    assert torch.allclose(moved[1, [drawer, link], 0], torch.full((2,), 0.1, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(
+        (block.geom_xpos - before["geom_xpos"])[1, case, 0].double(), torch.tensor(0.1).double(), atol=1e-5
+    ), "world-welded geoms must follow body_pos"
+    others = [0, 2, 3]
+    assert moved[others].abs().max() == 0
+    assert (block.geom_xpos - before["geom_xpos"])[others].abs().max() == 0
+    assert block.model.body_pos[drawer, 0] == 0.0  # the host model is untouched
+
+
+@pytest.mark.parametrize("engine", ["cpu", "warp"])
+def test_step_flags_nan_world(engine: str) -> None:
+    model = load_scene("sawyer_push_v3.xml")
+    block = CpuBlock(model, N, nthread=1) if engine == "cpu" else WarpBlock(model, N, device=torch.device("cpu"))
+    block.qvel[2, 0] = float("nan")
+    bad = block.step(NSUBSTEP)
+    assert bad.dtype == torch.bool and bad.shape == (N,) and bad.device == block.device
+    assert bad.tolist() == [False, False, True, False]
+
+
+def test_cuda_without_gpu_says_what_to_do() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="engine='cpu'"):
+        WarpBlock(load_scene("sawyer_push_v3.xml"), N, device=torch.device("cuda:0"))
