@@ -110,7 +110,7 @@ def run_pair(name: str, nstep: int = 100) -> tuple[CpuBlock, WarpBlock, list[int
     hand0 = cpu.xpos[:, ids[0]].numpy()
     target = cpu.xpos[:, ids[-1]].numpy() + np.array([0.0, 0.0, 0.05])
     delta, grip = actions(hand0, target, nstep)
-    box = (cpu.mocap_pos[0, 0].numpy() - 0.15, cpu.mocap_pos[0, 0].numpy() + 0.15)
+    box = (np.array([-0.525, 0.348, -0.0525]), np.array([0.525, 1.025, 0.7]))  # SawyerXYZEnv._HAND_SPACE
     for block in (cpu, warp):
         drive(block, delta, grip, box)
     return cpu, warp, ids

@@ -157,6 +157,9 @@ class MultiTaskVecEnv:
         self.ep_success = torch.zeros(N, dtype=torch.bool, device=dev)
         self.physics_resets = torch.zeros(N, dtype=torch.long, device=dev)
         self.obs = torch.zeros(N, self.obs_dim, device=dev)
+        # the current 39-d Meta-World observation in the physics dtype (float64 on the CPU engine), for
+        # scripted experts and checks that want it unrounded
+        self.metaworld_obs = torch.zeros(N, 39, device=dev)
 
     # -- construction ------------------------------------------------------------------------------
     def _make_block(self, task: MetaWorldTask, n: int, start: int, onehot_index: int, nthread: int | None) -> _Block:
@@ -259,6 +262,7 @@ class MultiTaskVecEnv:
             self.ep_length = torch.randint(0, self.episode_length, (self.num_envs,), generator=self.gen, device=self.device)
         else:
             self.ep_length.zero_()
+        self.metaworld_obs = torch.cat(out)
         self.obs = self._full_obs(out)
         return self.obs
 
@@ -326,6 +330,7 @@ class MultiTaskVecEnv:
         }
 
         # auto-reset: the returned observation starts the new episode
+        obs39_next = []
         for blk, o in zip(self.blocks, obs39):
             mask = done[blk.sl]
             self._reset_block(blk, mask)
@@ -333,12 +338,15 @@ class MultiTaskVecEnv:
             fresh = self._obs39(blk, frame, frame)
             m = mask[:, None]
             blk.prev_frame.copy_(torch.where(m, frame, blk.prev_frame))
-            obs[blk.sl, :39] = torch.where(m, fresh, o).float()
+            o = torch.where(m, fresh, o)
+            obs[blk.sl, :39] = o.float()
+            obs39_next.append(o)
         keep = ~done
         self.ep_return *= keep
         self.ep_length *= keep
         self.ep_success &= keep
         self.obs = obs
+        self.metaworld_obs = torch.cat(obs39_next)
         return obs, reward, terminated, truncated, info
 
     # -- conveniences ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ class ButtonPressTopdown(MetaWorldTask):
     obj_low = (-0.1, 0.8, 0.115)
     obj_high = (0.1, 0.9, 0.115)
     goal_low, goal_high = hand_low, hand_high  # Meta-World's goal_space is the hand box
+    episode_attrs = {"obj_to_target_init": "_obj_to_target_init"}
 
     # the reset vector is the box position only
     @property

@@ -16,9 +16,11 @@ class _Window(MetaWorldTask):
     hand_high = (0.5, 1.0, 0.5)
     goal_low, goal_high = hand_low, hand_high  # Meta-World's goal_space is the hand box
     TARGET_RADIUS = 0.05
+    episode_attrs = {"window_handle_pos_init": "window_handle_pos_init"}
     handle_site: str
     slide_at_reset: float  # window_slide qpos written at reset
     handle_init_shift: float  # added to the handle's x when it is read at reset
+    target_shift: float  # goal x relative to the frame
     reach_sigmoid: str
 
     # the reset vector is the window frame position only
@@ -30,12 +32,9 @@ class _Window(MetaWorldTask):
     def rand_high(self) -> np.ndarray:
         return np.array(self.obj_high, dtype=np.float64)
 
-    def _target(self, vec: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def place(self, s: TaskState, ids: torch.Tensor, vec: torch.Tensor) -> None:
         s.obj_init_pos[ids] = vec
-        s.target_pos[ids] = self._target(vec)
+        s.target_pos[ids] = vec + s.const((self.target_shift, 0.0, 0.0))
         s.set_body_pos(ids, "window", vec)
         # Meta-World reads the handle after moving the frame but before writing the slide joint
         s.sim.forward(ids)
@@ -70,10 +69,8 @@ class WindowOpen(_Window):
     name, mtbench_id = "window-open-v3", 49
     obj_low = (-0.1, 0.7, 0.16)
     obj_high = (0.1, 0.9, 0.16)
-    handle_site, slide_at_reset, handle_init_shift, reach_sigmoid = "handleOpenStart", 0.0, 0.0, "long_tail"
-
-    def _target(self, vec: torch.Tensor) -> torch.Tensor:
-        return vec + torch.tensor((0.2, 0.0, 0.0), dtype=vec.dtype, device=vec.device)
+    handle_site, slide_at_reset, handle_init_shift, target_shift = "handleOpenStart", 0.0, 0.0, 0.2
+    reach_sigmoid = "long_tail"
 
     def _x_init(self, s: TaskState) -> torch.Tensor:
         return s.obj_init_pos[:, 0]
@@ -83,10 +80,8 @@ class WindowClose(_Window):
     name, mtbench_id = "window-close-v3", 48
     obj_low = (0.0, 0.75, 0.2)
     obj_high = (0.0, 0.9, 0.2)
-    handle_site, slide_at_reset, handle_init_shift, reach_sigmoid = "handleCloseStart", 0.2, 0.2, "gaussian"
-
-    def _target(self, vec: torch.Tensor) -> torch.Tensor:
-        return vec.clone()
+    handle_site, slide_at_reset, handle_init_shift, target_shift = "handleCloseStart", 0.2, 0.2, 0.0
+    reach_sigmoid = "gaussian"
 
     def _x_init(self, s: TaskState) -> torch.Tensor:
         return s.episode["window_handle_pos_init"][:, 0]

@@ -1,0 +1,89 @@
+"""`mtbench <command> key=value ...`: play (scripted experts or random actions), bench (speed).
+
+Arguments use upstream MTBench's `key=value` style so commands read the same as in its README.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+USAGE = """usage:
+  mtbench play task=mt10 policy=expert|random [num_envs=50*tasks] [episode_length=500] [goal_mode=metaworld]
+               [seed=42] [sim_device=cpu] [backend=auto] [noise=0.0]
+  mtbench bench env [task=mt10] [num_envs=...] [steps=...] [reference=True] [ceiling=True]
+"""
+
+
+def parse_overrides(args: list[str], allowed: dict[str, object]) -> dict[str, object]:
+    """`key=value` pairs -> dict, values parsed as Python literals where they are one. Unknown keys raise."""
+    out = dict(allowed)
+    for arg in args:
+        if "=" not in arg:
+            raise SystemExit(f"expected key=value, got {arg!r}\n{USAGE}")
+        key, raw = arg.split("=", 1)
+        if key not in allowed:
+            raise SystemExit(f"unknown option {key!r}; valid: {', '.join(sorted(allowed))}")
+        try:
+            val = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            val = raw
+        out[key] = val
+    return out
+
+
+def play(args: list[str]) -> None:
+    import torch
+
+    import mtbench
+    from mtbench.envs.metaworld.experts import ScriptedExperts
+    from mtbench.envs.metaworld.registry import resolve
+    from mtbench.eval import format_table, run_episodes
+
+    opt = parse_overrides(args, {
+        "task": "mt10", "policy": "expert", "num_envs": None, "episode_length": 500, "goal_mode": "metaworld",
+        "seed": 42, "sim_device": "cpu", "backend": "auto", "noise": 0.0, "task_counts": None,
+    })  # fmt: skip
+    if opt["policy"] not in ("expert", "random"):
+        raise SystemExit(f"policy must be 'expert' or 'random', got {opt['policy']!r}")
+    n_tasks = len(resolve(opt["task"]))
+    num_envs = opt["num_envs"] or 50 * n_tasks
+    env = mtbench.make(
+        opt["task"], num_envs=num_envs, device=opt["sim_device"], backend=opt["backend"], seed=opt["seed"],
+        episode_length=opt["episode_length"], goal_mode=opt["goal_mode"], task_counts=opt["task_counts"],
+    )  # fmt: skip
+    print(env)
+    if opt["policy"] == "expert":
+        experts = ScriptedExperts(env.task_names, env.task_counts, noise_std=float(opt["noise"]), seed=opt["seed"])
+
+        def act(e):
+            return experts(e.metaworld_obs)
+    else:
+        gen = torch.Generator(device=env.device).manual_seed(opt["seed"])
+
+        def act(e):
+            return torch.rand((e.num_envs, 4), generator=gen, device=e.device) * 2 - 1
+
+    results = run_episodes(env, act)
+    title = f"{opt['policy']} policy, {opt['episode_length']}-step episodes, goal_mode={opt['goal_mode']}"
+    print(format_table(results, title))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "play":
+        play(rest)
+    elif cmd == "bench":
+        from mtbench.bench import main as bench_main
+
+        bench_main(rest)
+    else:
+        raise SystemExit(f"unknown command {cmd!r}\n{USAGE}")
+
+
+if __name__ == "__main__":
+    main()
