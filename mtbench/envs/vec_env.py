@@ -232,19 +232,22 @@ class MultiTaskVecEnv:
             m = keep.view(-1, *([1] * (cur.dim() - 1)))
             cur.copy_(torch.where(m, old, cur))
 
-    def _reset_block(self, blk: _Block, mask: torch.Tensor) -> None:
-        """Reset the worlds of `mask` (n,) bool. On the CPU index them; elsewhere reset all and blend."""
+    def _reset_block(self, blk: _Block, mask: torch.Tensor) -> bool:
+        """Reset the worlds of `mask` (n,) bool. On the CPU index them; elsewhere reset all and blend.
+        Returns False when it is known that nothing was reset (CPU only; the GPU path never syncs)."""
         s = blk.state
         if self.device.type == "cpu":
             ids = mask.nonzero().squeeze(1)
-            if ids.numel():
-                self._reset_ids(blk, ids)
+            if not ids.numel():
+                return False
+            self._reset_ids(blk, ids)
         else:
             snap = self._snapshot(s)
             self._reset_ids(blk, torch.arange(s.n, device=self.device))
             self._blend(s, ~mask, snap)
             s.sim.sync_model()
             s.sim.forward()
+        return True
 
     def reset(self) -> torch.Tensor:
         """Reset every env; returns the first observations (num_envs, obs_dim)."""
@@ -333,7 +336,9 @@ class MultiTaskVecEnv:
         obs39_next = []
         for blk, o in zip(self.blocks, obs39):
             mask = done[blk.sl]
-            self._reset_block(blk, mask)
+            if not self._reset_block(blk, mask):
+                obs39_next.append(o)
+                continue
             frame = self._frame(blk)
             fresh = self._obs39(blk, frame, frame)
             m = mask[:, None]

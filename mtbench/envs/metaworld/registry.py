@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from mtbench.envs.metaworld.task import MetaWorldTask
+from mtbench.envs.metaworld.tasks.button_press import ButtonPressTopdown
+from mtbench.envs.metaworld.tasks.door import DoorOpen
+from mtbench.envs.metaworld.tasks.drawer import DrawerClose, DrawerOpen
+from mtbench.envs.metaworld.tasks.peg_insert_side import PegInsertSide
 from mtbench.envs.metaworld.tasks.reach_push_pick import PickPlace, Push, Reach
+from mtbench.envs.metaworld.tasks.window import WindowClose, WindowOpen
 
 # MTBench's TASK_IDX_TO_NAME order (upstream franka_base.py); id i <-> MTBENCH_NAMES[i]
 MTBENCH_NAMES = (
@@ -41,25 +46,13 @@ BENCHMARKS = {
     "mt50": tuple(range(50)),
 }
 
-TASKS: dict[int, type[MetaWorldTask]] = {cls.mtbench_id: cls for cls in (Reach, Push, PickPlace)}
-
-
-def _register_optional() -> None:
-    """Task modules ported so far; each adds its classes to TASKS."""
-    import importlib
-
-    for module in ("door", "drawer", "button_press", "peg_insert_side", "window"):
-        try:
-            mod = importlib.import_module(f"mtbench.envs.metaworld.tasks.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"mtbench.envs.metaworld.tasks.{module}":
-                raise
-            continue
-        for cls in getattr(mod, "TASK_CLASSES", ()):
-            TASKS[cls.mtbench_id] = cls
-
-
-_register_optional()
+TASKS: dict[int, type[MetaWorldTask]] = {
+    cls.mtbench_id: cls
+    for cls in (
+        Reach, Push, PickPlace, DoorOpen, DrawerOpen, DrawerClose, ButtonPressTopdown, PegInsertSide,
+        WindowOpen, WindowClose,
+    )
+}  # fmt: skip
 
 
 def resolve(task: str | int | list | tuple) -> list[int]:

@@ -113,18 +113,49 @@ def gripper_caging(
     return caging_and_gripping
 
 
+def _scipy_branch_matrix() -> torch.Tensor:
+    """(10, 16) linear map from [m00..m22, 1] to scipy's four candidate (x, y, z, w) quaternions: every
+    branch of `Rotation.from_matrix` is linear in the matrix entries, so all four come from one matmul."""
+    w = torch.zeros(4, 4, 10, dtype=torch.float64)
+    one, trace = 9, (0, 4, 8)
+
+    def e(r: int, c: int) -> int:
+        return 3 * r + c
+
+    for i in range(3):  # branch i: component i is the large one
+        j, k = (i + 1) % 3, (i + 2) % 3
+        w[i, i, one] = 1.0
+        for t in trace:
+            w[i, i, t] -= 1.0
+        w[i, i, e(i, i)] += 2.0
+        w[i, j, e(j, i)] += 1.0
+        w[i, j, e(i, j)] += 1.0
+        w[i, k, e(k, i)] += 1.0
+        w[i, k, e(i, k)] += 1.0
+        w[i, 3, e(k, j)] += 1.0
+        w[i, 3, e(j, k)] -= 1.0
+    w[3, 0, e(2, 1)], w[3, 0, e(1, 2)] = 1.0, -1.0
+    w[3, 1, e(0, 2)], w[3, 1, e(2, 0)] = 1.0, -1.0
+    w[3, 2, e(1, 0)], w[3, 2, e(0, 1)] = 1.0, -1.0
+    w[3, 3, one] = 1.0
+    for t in trace:
+        w[3, 3, t] += 1.0
+    return w.reshape(16, 10).T.contiguous()
+
+
+_BRANCHES = _scipy_branch_matrix()
+
+
 def rotmat_to_quat_xyzw(m: torch.Tensor) -> torch.Tensor:
     """Rotation matrices (..., 3, 3) to (x, y, z, w) quaternions with the branch and sign convention of
     `scipy.spatial.transform.Rotation.from_matrix(...).as_quat()`, which Meta-World's observation uses:
     the largest of (m00, m11, m22, trace) picks the formula, and that component comes out positive."""
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    trace = m00 + m11 + m22
-    choice = torch.stack((m00, m11, m22, trace), dim=-1).argmax(dim=-1)
-    q_trace = torch.stack((m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + trace), -1)
-    q_x = torch.stack((1 - trace + 2 * m00, m[..., 1, 0] + m[..., 0, 1], m[..., 2, 0] + m[..., 0, 2], m[..., 2, 1] - m[..., 1, 2]), -1)
-    q_y = torch.stack((m[..., 0, 1] + m[..., 1, 0], 1 - trace + 2 * m11, m[..., 2, 1] + m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0]), -1)
-    q_z = torch.stack((m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - trace + 2 * m22, m[..., 1, 0] - m[..., 0, 1]), -1)
-    q = torch.where((choice == 0)[..., None], q_x, torch.where((choice == 1)[..., None], q_y, torch.where((choice == 2)[..., None], q_z, q_trace)))
+    flat = m.reshape(*m.shape[:-2], 9)
+    decision = torch.stack((flat[..., 0], flat[..., 4], flat[..., 8], flat[..., 0] + flat[..., 4] + flat[..., 8]), -1)
+    choice = decision.argmax(dim=-1)
+    aug = torch.cat((flat, torch.ones_like(flat[..., :1])), dim=-1)
+    cands = (aug @ _BRANCHES.to(dtype=m.dtype, device=m.device)).reshape(*m.shape[:-2], 4, 4)
+    q = torch.gather(cands, -2, choice[..., None, None].expand(*choice.shape, 1, 4)).squeeze(-2)
     return q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
 
 

@@ -20,13 +20,7 @@ class ButtonPressTopdown(MetaWorldTask):
     episode_attrs = {"obj_to_target_init": "_obj_to_target_init"}
 
     # the reset vector is the box position only
-    @property
-    def rand_low(self) -> np.ndarray:
-        return np.array(self.obj_low, dtype=np.float64)
-
-    @property
-    def rand_high(self) -> np.ndarray:
-        return np.array(self.obj_high, dtype=np.float64)
+    reset_space_has_goal = False
 
     def place(self, s: TaskState, ids: torch.Tensor, vec: torch.Tensor) -> None:
         s.obj_init_pos[ids] = vec
@@ -53,4 +47,3 @@ class ButtonPressTopdown(MetaWorldTask):
         return reward, obj_to_target <= 0.024
 
 
-TASK_CLASSES = (ButtonPressTopdown,)

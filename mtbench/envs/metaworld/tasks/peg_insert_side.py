@@ -88,4 +88,3 @@ class PegInsertSide(MetaWorldTask):
         return torch.where(success, torch.full_like(reward, 10.0), reward), success
 
 
-TASK_CLASSES = (PegInsertSide,)

@@ -24,13 +24,7 @@ class _Window(MetaWorldTask):
     reach_sigmoid: str
 
     # the reset vector is the window frame position only
-    @property
-    def rand_low(self) -> np.ndarray:
-        return np.array(self.obj_low, dtype=np.float64)
-
-    @property
-    def rand_high(self) -> np.ndarray:
-        return np.array(self.obj_high, dtype=np.float64)
+    reset_space_has_goal = False
 
     def place(self, s: TaskState, ids: torch.Tensor, vec: torch.Tensor) -> None:
         s.obj_init_pos[ids] = vec
@@ -66,6 +60,7 @@ class _Window(MetaWorldTask):
 
 
 class WindowOpen(_Window):
+    reset_obs_stale_in_reference = True
     name, mtbench_id = "window-open-v3", 49
     obj_low = (-0.1, 0.7, 0.16)
     obj_high = (0.1, 0.9, 0.16)
@@ -77,6 +72,7 @@ class WindowOpen(_Window):
 
 
 class WindowClose(_Window):
+    reset_obs_stale_in_reference = True
     name, mtbench_id = "window-close-v3", 48
     obj_low = (0.0, 0.75, 0.2)
     obj_high = (0.0, 0.9, 0.2)
@@ -87,4 +83,3 @@ class WindowClose(_Window):
         return s.episode["window_handle_pos_init"][:, 0]
 
 
-TASK_CLASSES = (WindowOpen, WindowClose)

@@ -1,0 +1,98 @@
+"""`mtbench bench env`: env-steps/s of our CPU engine, of the reference vector env, and of raw MuJoCo C
+on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import mtbench
+from mtbench.cli import parse_overrides
+from mtbench.envs.metaworld.scene import FRAME_SKIP
+from mtbench.envs.vec_env import ACTION_SCALE
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+
+
+def ours(env, steps: int, seed: int = 0) -> float:
+    gen = torch.Generator(device=env.device).manual_seed(seed)
+    env.reset()
+    acts = [torch.rand(env.num_envs, 4, generator=gen, device=env.device) * 2 - 1 for _ in range(16)]
+    for i in range(10):
+        env.step(acts[i % 16])
+    if env.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        env.step(acts[i % 16])
+    if env.device.type == "cuda":
+        torch.cuda.synchronize()
+    return env.num_envs * steps / (time.perf_counter() - start)
+
+
+def ceiling(env, steps: int, seed: int = 0) -> float:
+    """Raw `mujoco.batch` stepping of the env's own worlds (same models, states, threads), with random
+    mocap/gripper actions written straight into the state rows: physics and nothing else."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for blk in env.blocks:
+        b = blk.state.sim.batch
+        low, high = blk.task.mocap_box
+        batches.append((b, b.bind("mocap_pos"), b.bind("ctrl"), low, high))
+    acts = rng.uniform(-1, 1, (16, env.num_envs, 4))
+    start = time.perf_counter()
+    for i in range(steps):
+        a_all = acts[i % 16]
+        k = 0
+        for b, mocap, ctrl, low, high in batches:
+            a = a_all[k : k + b.nsim]
+            k += b.nsim
+            mocap[:, 0] = np.clip(mocap[:, 0] + ACTION_SCALE * a[:, :3], low, high)
+            ctrl[:, 0], ctrl[:, 1] = a[:, 3], -a[:, 3]
+            b.step(nstep=FRAME_SKIP)
+    return env.num_envs * steps / (time.perf_counter() - start)
+
+
+def reference(benchmark: str, steps: int) -> dict:
+    spec = importlib.util.spec_from_file_location("record_reference", TOOLS / "record_reference.py")
+    rec = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rec)
+    python = rec.ensure_reference_venv(rec.VENV_DIR)
+    out = subprocess.run([str(python), str(TOOLS / "reference_speed.py"), benchmark, str(steps)],
+                         check=True, capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "disable"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(args: list[str]) -> None:
+    if not args or args[0] != "env":
+        raise SystemExit("usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [reference=True] ...")
+    opt = parse_overrides(args[1:], {"task": "mt10", "num_envs": 500, "steps": 200, "reference": True,
+                                     "ref_steps": 300, "ceiling": True, "sim_device": "cpu", "backend": "auto",
+                                     "nthread": None})
+    env = mtbench.make(opt["task"], num_envs=opt["num_envs"], device=opt["sim_device"], backend=opt["backend"],
+                       nthread=opt["nthread"], check_actions=False, episode_length=150, goal_mode="rand",
+                       random_init_progress=True)
+    threads = env.blocks[0].state.sim.batch.nthread if env.engine == "cpu" else None
+    print(f"{env}  threads={threads}")
+    rows = {"mtbench": ours(env, opt["steps"])}
+    if opt["ceiling"] and env.engine == "cpu":
+        env.reset()
+        rows["raw MuJoCo C (ceiling)"] = ceiling(env, opt["steps"])
+    if opt["reference"] and str(opt["task"]).lower() in ("mt10", "mt25", "mt50"):
+        ref = reference(str(opt["task"]).upper(), opt["ref_steps"])
+        rows[f"reference gymnasium sync (metaworld, mujoco {ref['mujoco']})"] = ref["env_steps_per_s"]
+    print("| engine | env-steps/s | vs ours |\n|---|---:|---:|")
+    for name, v in rows.items():
+        print(f"| {name} | {v:,.0f} | {v / rows['mtbench']:.2f} |")
+    if "raw MuJoCo C (ceiling)" in rows:
+        print(f"ours / ceiling = {rows['mtbench'] / rows['raw MuJoCo C (ceiling)']:.2f}")
+    ref_key = next((k for k in rows if k.startswith("reference")), None)
+    if ref_key:
+        print(f"ours / reference = {rows['mtbench'] / rows[ref_key]:.1f}x")
