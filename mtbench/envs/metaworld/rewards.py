@@ -143,7 +143,18 @@ def _scipy_branch_matrix() -> torch.Tensor:
     return w.reshape(16, 10).T.contiguous()
 
 
-_BRANCHES = _scipy_branch_matrix()
+def _sparse(w: torch.Tensor, width: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (10, 16) map as (16, width) entry indices and coefficients: gathers and sums, no BLAS call
+    (a tiny float64 matmul costs milliseconds on a multi-threaded CPU build)."""
+    idx = torch.zeros(16, width, dtype=torch.long)
+    coef = torch.zeros(16, width, dtype=torch.float64)
+    for col in range(16):
+        nz = w[:, col].nonzero().squeeze(1)
+        idx[col, : len(nz)], coef[col, : len(nz)] = nz, w[nz, col]
+    return idx, coef
+
+
+_IDX, _COEF = _sparse(_scipy_branch_matrix())
 
 
 def rotmat_to_quat_xyzw(m: torch.Tensor) -> torch.Tensor:
@@ -151,10 +162,11 @@ def rotmat_to_quat_xyzw(m: torch.Tensor) -> torch.Tensor:
     `scipy.spatial.transform.Rotation.from_matrix(...).as_quat()`, which Meta-World's observation uses:
     the largest of (m00, m11, m22, trace) picks the formula, and that component comes out positive."""
     flat = m.reshape(*m.shape[:-2], 9)
-    decision = torch.stack((flat[..., 0], flat[..., 4], flat[..., 8], flat[..., 0] + flat[..., 4] + flat[..., 8]), -1)
-    choice = decision.argmax(dim=-1)
+    trace = flat[..., 0] + flat[..., 4] + flat[..., 8]
+    choice = torch.stack((flat[..., 0], flat[..., 4], flat[..., 8], trace), -1).argmax(dim=-1)
     aug = torch.cat((flat, torch.ones_like(flat[..., :1])), dim=-1)
-    cands = (aug @ _BRANCHES.to(dtype=m.dtype, device=m.device)).reshape(*m.shape[:-2], 4, 4)
+    coef = _COEF.to(dtype=m.dtype, device=m.device)
+    cands = (aug[..., _IDX.to(m.device)] * coef).sum(-1).reshape(*m.shape[:-2], 4, 4)
     q = torch.gather(cands, -2, choice[..., None, None].expand(*choice.shape, 1, 4)).squeeze(-2)
     return q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
 
