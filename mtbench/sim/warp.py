@@ -11,14 +11,17 @@ Two MJWarp behaviours shape this file:
   kinematics never touches them again. Meta-World moves such bodies (the drawer case, the window
   frame) per world at reset through `body_pos`, so we recompute those geom poses ourselves in
   `forward`; without that, collisions would still see the case where the XML put it.
-* Contact and constraint buffers are fixed-size. A world that needs more than `nconmax` contacts
-  (the pool is shared, `n * nconmax` in all) or `njmax` constraint rows silently drops the excess
-  (MJWarp prints a warning and sets a bit in `overflow`); the world keeps running with fewer
-  contacts, i.e. objects may sink into each other. The defaults are several times what Meta-World
-  scenes use (at most a few dozen contacts per world).
+* Contact and constraint buffers are fixed-size. Contacts share one pool of `n * nconmax` slots;
+  once all worlds together need more, the contacts found last (in whichever worlds) are dropped. A
+  world needing more than `njmax` constraint rows loses the excess rows. Either way MJWarp prints a
+  warning, sets bits in `overflow` (a pool overflow flags every world), and keeps going with fewer
+  contacts: objects may sink into each other or pass through. The defaults are about twice what MT10
+  scenes were measured to need.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import mujoco
 import mujoco_warp as mjw
@@ -28,8 +31,12 @@ import warp as wp
 
 from mtbench.sim.base import SceneBlock
 
-NCONMAX = 96
-"""Contacts per world. Meta-World scenes make at most a few dozen (gripper pads on a mesh handle)."""
+NCONMAX = 64
+"""Contacts per world, pooled over worlds (`n * NCONMAX` in all). Pressing the gripper into MT10 objects
+made at most 36 in one world and 22 per world on average (peg-insert-side, drawer)."""
+NJMAX = 256
+"""Constraint rows per world, a hard per-world cap. The same runs needed at most 147 (pyramidal friction
+cones: 4 rows per contact, 6 with torsional friction; the mocap weld 6; joint limits)."""
 
 
 @wp.func
@@ -69,7 +76,6 @@ def _warp_device(device: torch.device) -> tuple[torch.device, wp.Device]:
             f"device {device} requested but torch sees no CUDA GPU; use engine='cpu' (device='cpu'), "
             "or install a CUDA build of torch on a machine with a GPU"
         )
-    wp.init()
     if wp.get_cuda_device_count() == 0:
         raise RuntimeError(
             f"device {device} requested but Warp finds no CUDA device (CPU-only warp-lang or no driver); "
@@ -88,16 +94,12 @@ class WarpBlock(SceneBlock):
         n: int,
         device: torch.device | str = "cpu",
         nconmax: int = NCONMAX,
-        njmax: int | None = None,
+        njmax: int = NJMAX,
     ):
         self.model = model
         self.n = n
         self.device, self._wdev = _warp_device(torch.device(device))
         self.dtype = torch.float32
-        if njmax is None:
-            # every contact slot at the widest pyramid, plus every equality (weld: 6 rows) and joint limit
-            condim = int(max(model.geom_condim.max(initial=1), model.pair_dim.max(initial=1)))
-            njmax = nconmax * max(1, 2 * (condim - 1)) + 6 * model.neq + model.njnt
         with wp.ScopedDevice(self._wdev):
             # body_pos gets a leading world axis of size n: MJWarp indexes it as [world % rows]
             self._m = mjw.put_model(model, batch_sizes={"body_pos": n})
@@ -108,8 +110,9 @@ class WarpBlock(SceneBlock):
         d = self._d
         for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
             setattr(self, name, wp.to_torch(getattr(d, name)))
+        # vec3/quat/mat33 arrays arrive from to_torch as (n, k, 3) and (n, k, 3, 3) views
         for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
-            setattr(self, name, wp.to_torch(getattr(d, name)))  # vec3/quat/mat33 arrays arrive as (n, k, 3[, 3])
+            setattr(self, name, wp.to_torch(getattr(d, name)))
         self.body_pos = wp.to_torch(self._m.body_pos)
         self.overflow = wp.to_torch(d.overflow)
         """Per-world sticky bitmask of `mjw.OverflowType` (dropped contacts/rows); zero it to re-arm."""
@@ -132,7 +135,7 @@ class WarpBlock(SceneBlock):
             mjw.step(self._m, self._d)
         mjw.kinematics(self._m, self._d)  # static geoms cannot have moved since the last forward()
 
-    def _run(self, key: object, fn, *args) -> None:
+    def _run(self, key: object, fn: Callable[..., None], *args: object) -> None:
         """Run `fn(*args)` on the Warp device, ordered after pending torch work and before later torch work.
 
         On CUDA the launches are captured once per `key` and replayed: the graph (and the buffers it
