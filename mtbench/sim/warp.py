@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import warp as wp
 
+wp.config.quiet = True  # no per-kernel load lines on stdout; compile errors still raise
+
 from mtbench.sim.base import SceneBlock
 
 NCONMAX = 64
@@ -161,9 +163,17 @@ class WarpBlock(SceneBlock):
         # MJWarp raises no instability warnings; a blown-up world shows as non-finite state
         return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1))
 
+    def _full_forward(self) -> None:
+        mjw.forward(self._m, self._d)
+        self._kinematics()
+
     def forward(self, ids: torch.Tensor | None = None) -> None:
-        """All worlds, whatever `ids` says: one batched launch costs about what a masked one would."""
-        self._run("forward", self._kinematics)
+        """All worlds, whatever `ids` says: one batched launch costs about what a masked one would.
+
+        A full `mjw.forward`, not kinematics only: after a world blew up, NaNs sit in derived arrays that
+        MJWarp's next step reads (kinematics alone left the world blowing up again every step; measured).
+        It costs about one substep per call; a cheaper scrub of just those arrays is a GPU-side TODO."""
+        self._run("forward", self._full_forward)
 
     def sync_model(self) -> None:
         """`body_pos` is MJWarp's own array, but world-welded geoms only follow it once recomputed."""

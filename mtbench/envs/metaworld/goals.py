@@ -39,11 +39,12 @@ def sample_uniform(task: MetaWorldTask, k: int, gen: torch.Generator, dtype: tor
     """k reset vectors drawn as Meta-World does (uniform in the reset box, redrawn while the task rejects
     them), batched: each env draws CANDIDATES vectors and keeps its first accepted one. All candidates
     rejected has probability < 1e-20 for the tasks here (acceptance >= 0.8); then the last one is kept."""
-    low = torch.as_tensor(task.rand_low, dtype=dtype, device=device)
-    high = torch.as_tensor(task.rand_high, dtype=dtype, device=device)
-    u = torch.rand((k, CANDIDATES, low.numel()), generator=gen, dtype=dtype, device=device)
+    # drawn in float64 whatever the engine's dtype, so a seed gives the same goals on every engine
+    low = torch.as_tensor(task.rand_low, dtype=torch.float64, device=device)
+    high = torch.as_tensor(task.rand_high, dtype=torch.float64, device=device)
+    u = torch.rand((k, CANDIDATES, low.numel()), generator=gen, dtype=torch.float64, device=device)
     cand = low + u * (high - low)
     ok = ~task.resample(cand.reshape(k * CANDIDATES, -1)).reshape(k, CANDIDATES)
     ok[:, -1] = True
     first = ok.to(torch.int8).argmax(dim=1)
-    return cand[torch.arange(k, device=device), first]
+    return cand[torch.arange(k, device=device), first].to(dtype)
