@@ -19,6 +19,7 @@ play: $(STAMP)
 train: play
 
 test: $(STAMP)
+	.venv/bin/ruff check mtbench tests tools
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

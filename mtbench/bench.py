@@ -65,20 +65,44 @@ def reference(benchmark: str, steps: int) -> dict:
     rec = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rec)
     python = rec.ensure_reference_venv(rec.VENV_DIR)
-    out = subprocess.run([str(python), str(TOOLS / "reference_speed.py"), benchmark, str(steps)],
-                         check=True, capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "disable"})
+    out = subprocess.run(
+        [str(python), str(TOOLS / "reference_speed.py"), benchmark, str(steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MUJOCO_GL": "disable"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(args: list[str]) -> None:
     if not args or args[0] != "env":
         raise SystemExit("usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [reference=True] ...")
-    opt = parse_overrides(args[1:], {"task": "mt10", "num_envs": 500, "steps": 200, "reference": True,
-                                     "ref_steps": 300, "ceiling": True, "sim_device": "cpu", "backend": "auto",
-                                     "nthread": None})
-    env = mtbench.make(opt["task"], num_envs=opt["num_envs"], device=opt["sim_device"], backend=opt["backend"],
-                       nthread=opt["nthread"], check_actions=False, episode_length=150, goal_mode="rand",
-                       random_init_progress=True)
+    opt = parse_overrides(
+        args[1:],
+        {
+            "task": "mt10",
+            "num_envs": 500,
+            "steps": 200,
+            "reference": True,
+            "ref_steps": 300,
+            "ceiling": True,
+            "sim_device": "cpu",
+            "backend": "auto",
+            "nthread": None,
+        },
+    )
+    env = mtbench.make(
+        opt["task"],
+        num_envs=opt["num_envs"],
+        device=opt["sim_device"],
+        backend=opt["backend"],
+        nthread=opt["nthread"],
+        check_actions=False,
+        episode_length=150,
+        goal_mode="rand",
+        random_init_progress=True,
+    )
     threads = env.blocks[0].state.sim.batch.nthread if env.engine == "cpu" else None
     print(f"{env}  threads={threads}")
     rows = {"mtbench": ours(env, opt["steps"])}

@@ -50,7 +50,11 @@ def run_episodes(
     out = []
     for name, blk in zip(env.task_names, env.blocks):
         sl = blk.sl
-        out.append(TaskResult(name, sl.stop - sl.start, float(succ[sl].mean()), float(ret[sl].mean()), float(length[sl].mean())))
+        out.append(
+            TaskResult(
+                name, sl.stop - sl.start, float(succ[sl].mean()), float(ret[sl].mean()), float(length[sl].mean())
+            )
+        )
     return out
 
 
@@ -61,6 +65,8 @@ def format_table(results: list[TaskResult], title: str = "") -> str:
     for r in results:
         lines.append(f"| {r.name} | {r.episodes} | {100 * r.success:.1f} | {r.mean_return:.1f} | {r.mean_length:.0f} |")
     mean = np.mean([r.success for r in results]) * 100
-    lines.append(f"| **mean** | {sum(r.episodes for r in results)} | **{mean:.1f}** | "
-                 f"{np.mean([r.mean_return for r in results]):.1f} | |")
+    lines.append(
+        f"| **mean** | {sum(r.episodes for r in results)} | **{mean:.1f}** | "
+        f"{np.mean([r.mean_return for r in results]):.1f} | |"
+    )
     return "\n".join(lines)

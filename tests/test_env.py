@@ -46,7 +46,7 @@ def test_truncation_autoreset_and_episode_stats():
     env = mtbench.make("reach", num_envs=4, device="cpu", seed=0, episode_length=5)
     env.reset()
     total = torch.zeros(4)
-    for t in range(5):
+    for _ in range(5):
         obs, r, te, tr, info = env.step(rand_actions(env))
         total += r
     assert tr.all() and not te.any() and info["episode"]["done"].all()

@@ -8,7 +8,7 @@ import pytest
 
 import mtbench
 from mtbench.envs.metaworld.experts import ScriptedExperts
-from mtbench.envs.metaworld.registry import MT10_IDS, METAWORLD_NAMES
+from mtbench.envs.metaworld.registry import METAWORLD_NAMES, MT10_IDS
 from mtbench.eval import run_episodes
 
 REFERENCE_SUCCESSES = {name: 50 for name in (METAWORLD_NAMES[i] for i in MT10_IDS)}

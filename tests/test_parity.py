@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from reference_replay import check_place, load, one_step_physics, replay  # noqa: E402
 
 from mtbench.envs.metaworld.goals import metaworld_goals  # noqa: E402
-from mtbench.envs.metaworld.registry import MT10_IDS, TASKS, METAWORLD_NAMES  # noqa: E402
+from mtbench.envs.metaworld.registry import METAWORLD_NAMES, MT10_IDS, TASKS  # noqa: E402
 
 DATA = load()
 PORTED = [METAWORLD_NAMES[i] for i in MT10_IDS if i in TASKS]

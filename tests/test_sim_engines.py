@@ -155,10 +155,7 @@ def test_engines_agree_free_running(name: str) -> None:
     assert np.abs(warp.site_xpos.double().numpy() - cpu.site_xpos.numpy()).max() < FREE_RUN_TOL
     assert np.abs(warp.geom_xpos.double().numpy() - cpu.geom_xpos.numpy()).max() < FREE_RUN_TOL
     # CpuBlock keeps MuJoCo's flat (n, ngeom, 9) rows; WarpBlock's are (n, ngeom, 3, 3): same row-major data
-    assert (
-        np.abs(warp.geom_xmat.double().numpy() - cpu.geom_xmat.numpy().reshape(warp.geom_xmat.shape)).max()
-        < 1e-3
-    )
+    assert np.abs(warp.geom_xmat.double().numpy() - cpu.geom_xmat.numpy().reshape(warp.geom_xmat.shape)).max() < 1e-3
 
 
 @pytest.mark.parametrize("name", list(SCENES))
@@ -173,9 +170,7 @@ def test_engines_agree_one_step_in_contact(name: str) -> None:
         for block in (cpu, warp):
             drive(block, delta[k : k + 1], grip[k : k + 1], HAND_SPACE)
         worst = np.maximum(worst, errors(cpu, warp, ids).max(0))
-    assert worst.max() < ONE_STEP_TOL, (
-        f"{name}: one-step error (m) per body {dict(zip(SCENES[name][1], worst))}"
-    )
+    assert worst.max() < ONE_STEP_TOL, f"{name}: one-step error (m) per body {dict(zip(SCENES[name][1], worst))}"
 
 
 def test_warp_tensors_are_engine_memory() -> None:
@@ -209,9 +204,7 @@ def test_body_pos_is_per_world(engine: str) -> None:
     block = make(engine, model)
     drawer, link = body_ids(model, ("drawer", "drawer_link"))
     case = [
-        g
-        for g in range(model.ngeom)
-        if model.body_weldid[model.geom_bodyid[g]] == 0 and model.geom_bodyid[g] > drawer
+        g for g in range(model.ngeom) if model.body_weldid[model.geom_bodyid[g]] == 0 and model.geom_bodyid[g] > drawer
     ]  # the case's geoms, welded to the world below "drawer"
     assert case
     before = {k: getattr(block, k).clone() for k in ("xpos", "geom_xpos")}

@@ -129,9 +129,7 @@ def installed_metaworld_version(python: Path) -> str | None:
     if not python.exists():
         return None
     probe = "import importlib.metadata as m, metaworld; print(m.version('metaworld'))"
-    result = subprocess.run(
-        [str(python), "-c", probe], check=False, capture_output=True, text=True, cwd=os.sep
-    )
+    result = subprocess.run([str(python), "-c", probe], check=False, capture_output=True, text=True, cwd=os.sep)
     if result.returncode != 0:
         return None
     return result.stdout.strip().splitlines()[-1]
@@ -195,9 +193,7 @@ def snapshot_step(env: Any, task: str) -> dict[str, np.ndarray]:
     import numpy as np
 
     data = env.data
-    row: dict[str, np.ndarray] = {
-        field: np.array(getattr(data, field), copy=True) for field in PHYSICS_FIELDS
-    }
+    row: dict[str, np.ndarray] = {field: np.array(getattr(data, field), copy=True) for field in PHYSICS_FIELDS}
     row["time"] = np.float64(data.time)
     for key, attr in EPISODE_ATTRS.items():
         row[key] = as_float_array(getattr(env, attr))

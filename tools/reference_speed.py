@@ -23,9 +23,17 @@ def main() -> None:
         envs.step(envs.action_space.sample())
     elapsed = time.perf_counter() - start
     n = envs.num_envs
-    print(json.dumps({"env_steps_per_s": n * steps / elapsed, "num_envs": n, "steps": steps,
-                      "metaworld": metaworld.__version__ if hasattr(metaworld, "__version__") else "?",
-                      "mujoco": mujoco.__version__}))
+    print(
+        json.dumps(
+            {
+                "env_steps_per_s": n * steps / elapsed,
+                "num_envs": n,
+                "steps": steps,
+                "metaworld": metaworld.__version__ if hasattr(metaworld, "__version__") else "?",
+                "mujoco": mujoco.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

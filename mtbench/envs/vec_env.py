@@ -93,7 +93,9 @@ def _check_engine(engine: str, device: torch.device) -> str:
             import mujoco_warp  # noqa: F401
             import warp  # noqa: F401
         except ImportError as e:
-            raise RuntimeError(f"engine 'warp' needs mujoco-warp and warp-lang ({e}); pip install -e . installs them") from e
+            raise RuntimeError(
+                f"engine 'warp' needs mujoco-warp and warp-lang ({e}); pip install -e . installs them"
+            ) from e
     return engine
 
 
@@ -169,7 +171,10 @@ class MultiTaskVecEnv:
             [torch.full((b.state.n,), tid, dtype=torch.long, device=dev) for b, tid in zip(self.blocks, self.task_ids)]
         )
         self.onehot = torch.zeros(N, n_tasks, device=dev)
-        self.onehot[torch.arange(N, device=dev), torch.cat([torch.full((b.state.n,), b.onehot_index, device=dev) for b in self.blocks]).long()] = 1.0
+        self.onehot[
+            torch.arange(N, device=dev),
+            torch.cat([torch.full((b.state.n,), b.onehot_index, device=dev) for b in self.blocks]).long(),
+        ] = 1.0
         self.ep_return = torch.zeros(N, device=dev)
         self.ep_length = torch.zeros(N, dtype=torch.long, device=dev)
         self.ep_success = torch.zeros(N, dtype=torch.bool, device=dev)
@@ -233,7 +238,10 @@ class MultiTaskVecEnv:
 
     def _snapshot(self, s: TaskState) -> dict[str, torch.Tensor]:
         sim = s.sim
-        snap = {k: getattr(sim, k).clone() for k in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "body_pos")}
+        snap = {
+            k: getattr(sim, k).clone()
+            for k in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "body_pos")
+        }
         snap["obj_init_pos"], snap["target_pos"] = s.obj_init_pos.clone(), s.target_pos.clone()
         snap.update({f"episode/{k}": v.clone() for k, v in s.episode.items()})
         return snap
@@ -284,7 +292,9 @@ class MultiTaskVecEnv:
         self.ep_success.zero_()
         self.physics_resets.zero_()
         if self.random_init_progress:
-            self.ep_length = torch.randint(0, self.episode_length, (self.num_envs,), generator=self.gen, device=self.device)
+            self.ep_length = torch.randint(
+                0, self.episode_length, (self.num_envs,), generator=self.gen, device=self.device
+            )
         else:
             self.ep_length.zero_()
         self.metaworld_obs = torch.cat(out)
@@ -296,13 +306,17 @@ class MultiTaskVecEnv:
         if not isinstance(actions, torch.Tensor):
             actions = torch.as_tensor(np.asarray(actions))
         if actions.shape != (self.num_envs, self.action_dim):
-            raise ValueError(f"actions must have shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}")
+            raise ValueError(
+                f"actions must have shape ({self.num_envs}, {self.action_dim}), got {tuple(actions.shape)}"
+            )
         if not actions.is_floating_point():
             raise TypeError(f"actions must be floating point in [-1, 1], got dtype {actions.dtype}")
         actions = actions.to(self.device)
         if self.check_actions and not bool(torch.isfinite(actions).all()):
             bad = (~torch.isfinite(actions)).any(1).nonzero().squeeze(1)[:5].tolist()
-            raise ValueError(f"actions hold NaN/Inf (envs {bad}...); check the policy output (check_actions=False skips this test)")
+            raise ValueError(
+                f"actions hold NaN/Inf (envs {bad}...); check the policy output (check_actions=False skips this test)"
+            )
         return actions.clamp(-1.0, 1.0)
 
     def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:

@@ -10,11 +10,15 @@ from mtbench.sim.base import SceneBlock
 ENGINES = ("cpu", "warp")
 
 
-def make_block(engine: str, model: mujoco.MjModel, n: int, device: torch.device, nthread: int | None = None) -> SceneBlock:
+def make_block(
+    engine: str, model: mujoco.MjModel, n: int, device: torch.device, nthread: int | None = None
+) -> SceneBlock:
     """Build `n` worlds of `model` on `engine`; errors name the fix."""
     if engine == "cpu":
         if device.type != "cpu":
-            raise ValueError(f"engine 'cpu' keeps its state in host memory; use device='cpu' or engine='warp' (got {device})")
+            raise ValueError(
+                f"engine 'cpu' keeps its state in host memory; use device='cpu' or engine='warp' (got {device})"
+            )
         from mtbench.sim.cpu import CpuBlock
 
         return CpuBlock(model, n, nthread=nthread)

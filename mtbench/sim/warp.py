@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import warp as wp
 
-wp.config.quiet = True  # no per-kernel load lines on stdout; compile errors still raise
-
 from mtbench.sim.base import SceneBlock
+
+wp.config.quiet = True  # no per-kernel load lines on stdout; compile errors still raise
 
 NCONMAX = 64
 """Contacts per world, pooled over worlds (`n * NCONMAX` in all). Pressing the gripper into MT10 objects

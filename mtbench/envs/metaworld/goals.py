@@ -35,7 +35,9 @@ def metaworld_goals(task: MetaWorldTask, seed: int, n_goals: int = N_GOALS) -> n
     return np.stack(goals)
 
 
-def sample_uniform(task: MetaWorldTask, k: int, gen: torch.Generator, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def sample_uniform(
+    task: MetaWorldTask, k: int, gen: torch.Generator, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """k reset vectors drawn as Meta-World does (uniform in the reset box, redrawn while the task rejects
     them), batched: each env draws CANDIDATES vectors and keeps its first accepted one. All candidates
     rejected has probability < 1e-20 for the tasks here (acceptance >= 0.8); then the last one is kept."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
@@ -45,5 +44,3 @@ class ButtonPressTopdown(MetaWorldTask):
         reward = 5.0 * hamacher_product(1.0 - obs[:, 3], near_button)
         reward = torch.where(tcp_to_obj <= 0.03, reward + 5.0 * pressed, reward)
         return reward, obj_to_target <= 0.024
-
-

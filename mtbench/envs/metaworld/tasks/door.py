@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
@@ -56,5 +55,3 @@ class DoorOpen(MetaWorldTask):
         reward = 2.0 * hamacher_product(ready, grab) + 8.0 * opened
         success = (obs[:, 4] - s.target_pos[:, 0]).abs() <= 0.08
         return torch.where(success, torch.full_like(reward, 10.0), reward), success
-
-

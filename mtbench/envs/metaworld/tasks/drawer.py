@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
@@ -83,5 +82,3 @@ class DrawerClose(_Drawer):
         success = target_to_obj <= radius + 0.015
         reward = torch.where(success, torch.ones_like(reach), hamacher_product(reach, in_place))
         return 10.0 * reward, success
-
-

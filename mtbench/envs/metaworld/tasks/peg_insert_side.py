@@ -76,8 +76,17 @@ class PegInsertSide(MetaWorldTask):
         ]
         in_place = hamacher_product(in_place, hamacher_product(boxes[1], boxes[0]))
         grasped = gripper_caging(
-            action, obj, s.obj_init_pos, s.init_tcp, tcp, s.body("leftpad"), s.body("rightpad"),
-            obj_radius=0.0075, pad_success_thresh=0.03, object_reach_radius=0.01, xz_thresh=0.005,
+            action,
+            obj,
+            s.obj_init_pos,
+            s.init_tcp,
+            tcp,
+            s.body("leftpad"),
+            s.body("rightpad"),
+            obj_radius=0.0075,
+            pad_success_thresh=0.03,
+            object_reach_radius=0.01,
+            xz_thresh=0.005,
             high_density=True,
         )
         lifted = (tcp_to_obj < 0.08) & (tcp_opened > 0) & (obj[:, 2] - 0.01 > s.obj_init_pos[:, 2])
@@ -86,5 +95,3 @@ class PegInsertSide(MetaWorldTask):
         reward = torch.where(lifted, reward + 1.0 + 5.0 * in_place, reward)
         success = obj_to_target <= 0.07
         return torch.where(success, torch.full_like(reward, 10.0), reward), success
-
-

@@ -60,8 +60,17 @@ class Push(_Puck):
         target_to_obj = norm(obj - s.target_pos)
         in_place = tolerance(target_to_obj, 0.0, 0.05, norm(s.obj_init_pos - s.target_pos), "long_tail")
         grasped = gripper_caging(
-            action, obj, s.obj_init_pos, s.init_tcp, tcp, s.body("leftpad"), s.body("rightpad"),
-            obj_radius=0.015, pad_success_thresh=0.05, object_reach_radius=0.01, xz_thresh=0.005,
+            action,
+            obj,
+            s.obj_init_pos,
+            s.init_tcp,
+            tcp,
+            s.body("leftpad"),
+            s.body("rightpad"),
+            obj_radius=0.015,
+            pad_success_thresh=0.05,
+            object_reach_radius=0.01,
+            xz_thresh=0.005,
             high_density=True,
         )
         reward = 2.0 * grasped

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
@@ -81,5 +80,3 @@ class WindowClose(_Window):
 
     def _x_init(self, s: TaskState) -> torch.Tensor:
         return s.episode["window_handle_pos_init"][:, 0]
-
-
