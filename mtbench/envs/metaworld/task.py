@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 import torch
 
-from mtbench.envs.metaworld.rewards import rotmat_to_quat_xyzw
+from mtbench.envs.metaworld.rewards import gripper_caging, rotmat_to_quat_xyzw
 from mtbench.envs.metaworld.scene import HandReset, hand_reset, load_model
 from mtbench.sim.base import STATE_FIELDS, SceneBlock
 
@@ -66,6 +66,20 @@ class TaskState:
     @property
     def tcp_center(self) -> torch.Tensor:
         return (self.site("rightEndEffector") + self.site("leftEndEffector")) / 2.0
+
+    def caging(self, action: torch.Tensor, obj: torch.Tensor, **params) -> torch.Tensor:
+        """Meta-World's `_gripper_caging_reward` for this block: pads, fingertip centre and the episode's
+        initial object/TCP positions filled in; `params` are the task's radii, thresholds and density."""
+        return gripper_caging(
+            action,
+            obj,
+            self.obj_init_pos,
+            self.init_tcp,
+            self.tcp_center,
+            self.body("leftpad"),
+            self.body("rightpad"),
+            **params,
+        )
 
     def const(self, values) -> torch.Tensor:
         return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=self.sim.dtype, device=self.sim.device)

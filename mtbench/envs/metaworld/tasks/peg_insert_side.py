@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from mtbench.envs.metaworld.rewards import (
-    gripper_caging,
     hamacher_product,
     quat_wxyz_to_rotmat,
     rect_prism_tolerance,
@@ -75,14 +74,9 @@ class PegInsertSide(MetaWorldTask):
             for i in (1, 2)
         ]
         in_place = hamacher_product(in_place, hamacher_product(boxes[1], boxes[0]))
-        grasped = gripper_caging(
+        grasped = s.caging(
             action,
             obj,
-            s.obj_init_pos,
-            s.init_tcp,
-            tcp,
-            s.body("leftpad"),
-            s.body("rightpad"),
             obj_radius=0.0075,
             pad_success_thresh=0.03,
             object_reach_radius=0.01,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mtbench.envs.metaworld.rewards import gripper_caging, hamacher_product, tolerance
+from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState, needs_redraw_xy, norm
 
 
@@ -59,14 +59,9 @@ class Push(_Puck):
         tcp_to_obj = norm(obj - tcp)
         target_to_obj = norm(obj - s.target_pos)
         in_place = tolerance(target_to_obj, 0.0, 0.05, norm(s.obj_init_pos - s.target_pos), "long_tail")
-        grasped = gripper_caging(
+        grasped = s.caging(
             action,
             obj,
-            s.obj_init_pos,
-            s.init_tcp,
-            tcp,
-            s.body("leftpad"),
-            s.body("rightpad"),
             obj_radius=0.015,
             pad_success_thresh=0.05,
             object_reach_radius=0.01,
