@@ -1,4 +1,4 @@
-"""Replay recorded real-Meta-World episodes (tests/data/reference_mt10.npz, made by
+"""Replay recorded real-Meta-World episodes (tests/data/reference_*.npz, made by
 tools/record_reference.py) through our task code and measure how far we are from the reference.
 
 Each recorded episode becomes one world. The reset is ours: template state + `place` from the recorded
@@ -8,6 +8,7 @@ recorded action. One-step physics is checked separately: load state t, apply act
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from mtbench.envs.metaworld.scene import FRAME_SKIP
 from mtbench.envs.metaworld.task import MetaWorldTask
 from mtbench.sim.cpu import CpuBlock
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "reference_mt10.npz")
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 
 
 @dataclass
@@ -31,8 +32,37 @@ class Report:
     worst: str = ""
 
 
-def load() -> np.lib.npyio.NpzFile:
-    return np.load(DATA)
+class ReferenceData(dict):
+    """All recorded files merged into one lazy mapping `{task}/{field}` -> array (each task lives in
+    exactly one file; `meta/*` keys come from the first file)."""
+
+    def __init__(self, paths: list[str]):
+        super().__init__()
+        self.files = [np.load(p) for p in paths]
+        self._where: dict[str, np.lib.npyio.NpzFile] = {}
+        for f in self.files:
+            for key in f.files:
+                if key.startswith("meta/") and key in self._where:
+                    continue
+                if key in self._where:
+                    raise ValueError(f"reference key {key} recorded twice")
+                self._where[key] = f
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._where[key][key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def tasks(self) -> list[str]:
+        return sorted({k.split("/")[0] for k in self._where if not k.startswith("meta/")})
+
+
+def load() -> ReferenceData:
+    paths = sorted(glob.glob(os.path.join(DATA_DIR, "reference_*.npz")))
+    if not paths:
+        raise FileNotFoundError(f"no reference data in {DATA_DIR}; run `make reference`")
+    return ReferenceData(paths)
 
 
 def _rows(d, task: str) -> tuple[np.ndarray, int]:

@@ -1,4 +1,4 @@
-"""Record reference MT10 rollouts from the real Meta-World into an ``.npz`` file.
+"""Record reference Meta-World rollouts (any v3 task; MT10 by default) from the real package into an ``.npz``.
 
 Our ``mtbench`` package re-implements Meta-World on a newer MuJoCo where Meta-World's own env classes
 no longer run, so the only way to check our observations, rewards and success flags against the
@@ -7,6 +7,9 @@ original is to record them once from the original code and compare offline.  Thi
 Usage (any python will do; numpy is not needed outside the reference venv)::
 
     python tools/record_reference.py [--out tests/data/reference_mt10.npz] [--tasks TASK ...] [--steps 150]
+    python tools/record_reference.py --tasks coffee-pull-v3 coffee-push-v3 --out tests/data/reference_coffee.npz
+
+The tests load every ``tests/data/reference_*.npz`` and merge them (each task in one file only).
 
 It (re)creates the isolated virtualenv ``.venv-ref`` with the pinned Meta-World release if needed and
 then re-executes itself inside that venv (``--inside``), where the recording happens.
@@ -92,7 +95,8 @@ TASK_ATTRS: dict[str, tuple[str, ...]] = {
     "window-close-v3": ("window_handle_pos_init", "maxPullDist", "target_reward", "liftThresh"),
 }
 """Task-specific numeric attributes read from ``self`` by ``compute_reward``/``evaluate_state``
-(found by reading each env file in ``metaworld/envs``); the v1 reward's ones are included as well."""
+(found by reading each env file in ``metaworld/envs``); the v1 reward's ones are included as well.
+Tasks not listed here get every small numeric instance attribute (see ``discover_attrs``)."""
 
 EPISODE_ATTRS: dict[str, str] = {
     "obj_init_pos": "obj_init_pos",
@@ -188,6 +192,23 @@ def as_float_array(value: Any) -> np.ndarray:
     return np.array(value, dtype=np.float64, copy=True)
 
 
+def discover_attrs(env: Any) -> tuple[str, ...]:
+    """Every numeric instance attribute of a freshly reset env with at most 16 entries: a superset of
+    what a task's reward can read from ``self``, so a new task needs no hand-made list."""
+    import numpy as np
+
+    skip = set(COMMON_ATTRS) | set(EPISODE_ATTRS.values()) | {"np_random", "render_mode", "camera_id"}
+    names = []
+    for name, value in sorted(vars(env).items()):
+        if name in skip or name.startswith("__"):
+            continue
+        if isinstance(value, (bool, int, float, np.number)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and 0 < value.size <= 16
+        ):
+            names.append(name)
+    return tuple(names)
+
+
 def snapshot_step(env: Any, task: str) -> dict[str, np.ndarray]:
     """Everything stored for one row besides obs/action/reward: physics state and reward inputs."""
     import numpy as np
@@ -202,7 +223,8 @@ def snapshot_step(env: Any, task: str) -> dict[str, np.ndarray]:
     row["leftpad"] = as_float_array(env.data.body("leftpad").xpos)
     row["rightpad"] = as_float_array(env.data.body("rightpad").xpos)
     for name in COMMON_ATTRS + TASK_ATTRS[task]:
-        row[f"attr/{name}"] = as_float_array(getattr(env, name))
+        if hasattr(env, name):
+            row[f"attr/{name}"] = as_float_array(getattr(env, name))
     return row
 
 
@@ -286,6 +308,10 @@ def record_task(task: str, steps: int, task_index: int) -> dict[str, np.ndarray]
     benchmark = metaworld.MT1(task, seed=GOAL_SEED)
     env = benchmark.train_classes[task]()
     policy = ENV_POLICY_MAP[task]()
+    if task not in TASK_ATTRS:
+        env.set_task(benchmark.train_tasks[0])
+        env.reset()
+        TASK_ATTRS[task] = discover_attrs(env)
     model = env.model
     out: dict[str, np.ndarray] = {
         f"{task}/body_pos_default": np.array(model.body_pos, copy=True),
@@ -360,9 +386,16 @@ def record(out_path: Path, tasks: list[str], steps: int) -> None:
         warnings.warn(f"recording with metaworld {installed}, expected {METAWORLD_VERSION}", stacklevel=1)
     # The scripted policies warn whenever their P-gain saturates; that is expected and only noise here.
     warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    unknown = sorted(set(tasks) - set(ALL_V3_ENVIRONMENTS))
+    if unknown:
+        raise SystemExit(f"unknown tasks {unknown}; valid: {sorted(ALL_V3_ENVIRONMENTS)}")
     arrays = metadata(tasks, steps)
     for task in tasks:
-        arrays.update(record_task(task, steps, MT10_TASKS.index(task)))
+        # MT10 keeps its historical action seeds; other tasks are seeded by their place in Meta-World's list
+        index = MT10_TASKS.index(task) if task in MT10_TASKS else 100 + list(ALL_V3_ENVIRONMENTS).index(task)
+        arrays.update(record_task(task, steps, index))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out_path, **arrays)
     size_mb = out_path.stat().st_size / 1e6
@@ -378,7 +411,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command line; ``--inside`` is internal and marks the re-executed process."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz path")
-    parser.add_argument("--tasks", nargs="+", default=list(MT10_TASKS), choices=MT10_TASKS, metavar="TASK")
+    parser.add_argument("--tasks", nargs="+", default=list(MT10_TASKS), metavar="TASK", help="Meta-World v3 names")
     parser.add_argument("--steps", type=int, default=150, help="env steps per episode (after reset)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -388,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
     """Launch in the reference venv, or record when already there."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if sorted(args.tasks) != sorted(MT10_TASKS) and args.out == DEFAULT_OUT:
+        raise SystemExit("give --out tests/data/reference_<group>.npz when recording tasks other than MT10")
     if not args.inside:
         python = ensure_reference_venv(VENV_DIR)
         # Resolve --out now so the re-executed process does not depend on how the path was spelled.

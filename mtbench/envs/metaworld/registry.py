@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+
+from mtbench.envs.metaworld import tasks as _tasks_pkg
 from mtbench.envs.metaworld.task import MetaWorldTask
-from mtbench.envs.metaworld.tasks.button_press import ButtonPressTopdown
-from mtbench.envs.metaworld.tasks.door import DoorOpen
-from mtbench.envs.metaworld.tasks.drawer import DrawerClose, DrawerOpen
-from mtbench.envs.metaworld.tasks.peg_insert_side import PegInsertSide
-from mtbench.envs.metaworld.tasks.reach_push_pick import PickPlace, Push, Reach
-from mtbench.envs.metaworld.tasks.window import WindowClose, WindowOpen
 
 # MTBench's TASK_IDX_TO_NAME order (upstream franka_base.py); id i <-> MTBENCH_NAMES[i]
 MTBENCH_NAMES = (
@@ -46,13 +45,28 @@ BENCHMARKS = {
     "mt50": tuple(range(50)),
 }
 
-TASKS: dict[int, type[MetaWorldTask]] = {
-    cls.mtbench_id: cls
-    for cls in (
-        Reach, Push, PickPlace, DoorOpen, DrawerOpen, DrawerClose, ButtonPressTopdown, PegInsertSide,
-        WindowOpen, WindowClose,
-    )
-}  # fmt: skip
+
+def _discover() -> dict[int, type[MetaWorldTask]]:
+    """Every concrete task class in the `tasks` package (one with its own `mtbench_id`), by id. Family
+    modules add tasks without touching this file; a clash of ids or names is a bug and raises."""
+    found: dict[int, type[MetaWorldTask]] = {}
+    for mod in pkgutil.iter_modules(_tasks_pkg.__path__):
+        module = importlib.import_module(f"{_tasks_pkg.__name__}.{mod.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, MetaWorldTask) or cls.__module__ != module.__name__:
+                continue
+            if "mtbench_id" not in vars(cls):
+                continue  # a family base class
+            i = cls.mtbench_id
+            if i in found and found[i] is not cls:
+                raise RuntimeError(f"task id {i} defined twice: {found[i].__qualname__} and {cls.__qualname__}")
+            if cls.name != METAWORLD_NAMES[i]:
+                raise RuntimeError(f"{cls.__qualname__}: name {cls.name!r} is not id {i} ({METAWORLD_NAMES[i]})")
+            found[i] = cls
+    return dict(sorted(found.items()))
+
+
+TASKS: dict[int, type[MetaWorldTask]] = _discover()
 
 
 def resolve(task: str | int | list | tuple) -> list[int]:
