@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "play":
         play(rest)
+    elif cmd == "train":
+        from mtbench.train import main as train_main
+
+        train_main(rest)
     elif cmd == "bench":
         from mtbench.bench import main as bench_main
 

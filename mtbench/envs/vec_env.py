@@ -23,6 +23,7 @@ from mtbench.sim import make_block
 ACTION_SCALE = 0.01  # metres of mocap motion per unit action, as Meta-World
 GOAL_MODES = ("rand", "fixed", "metaworld")
 ENGINES = ("auto", "cpu", "warp")
+_ENV_STATE = ("ep_return", "ep_length", "ep_success", "physics_resets", "obs", "metaworld_obs")
 
 
 @dataclass
@@ -175,6 +176,7 @@ class MultiTaskVecEnv:
             torch.arange(N, device=dev),
             torch.cat([torch.full((b.state.n,), b.onehot_index, device=dev) for b in self.blocks]).long(),
         ] = 1.0
+        self.task_index = self.onehot.argmax(1)  # (N,) one-hot rank: what learners index per-task state by
         self.ep_return = torch.zeros(N, device=dev)
         self.ep_length = torch.zeros(N, dtype=torch.long, device=dev)
         self.ep_success = torch.zeros(N, dtype=torch.bool, device=dev)
@@ -399,6 +401,46 @@ class MultiTaskVecEnv:
         """The env slice of one task (its name or MTBench id)."""
         tid = resolve(task)[0]
         return self.blocks[self.task_ids.index(tid)].sl
+
+    def state_dict(self) -> dict:
+        """Everything that decides future steps (physics, episode values, counters, goals, RNG), so that a
+        training run stopped and resumed continues exactly as an uninterrupted one."""
+        out: dict = {
+            "task_ids": list(self.task_ids),
+            "task_counts": list(self.task_counts),
+            "gen": self.gen.get_state(),
+            **{k: getattr(self, k).clone() for k in _ENV_STATE},
+        }
+        for i, blk in enumerate(self.blocks):
+            out.update({f"block{i}/{k}": v for k, v in self._snapshot(blk.state).items()})
+            out[f"block{i}/prev_frame"] = blk.prev_frame.clone()
+            if blk.fixed_vec is not None:
+                out[f"block{i}/fixed_vec"] = blk.fixed_vec.clone()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["task_ids"] != list(self.task_ids) or state["task_counts"] != list(self.task_counts):
+            raise ValueError(
+                f"env state is for tasks {state['task_ids']} x {state['task_counts']}, this env has "
+                f"{list(self.task_ids)} x {list(self.task_counts)}"
+            )
+        self.gen.set_state(state["gen"])
+        for k in _ENV_STATE:
+            setattr(self, k, state[k].to(self.device).clone())
+        for i, blk in enumerate(self.blocks):
+            s = blk.state
+            snap = {k[len(f"block{i}/") :]: v.to(self.device) for k, v in state.items() if k.startswith(f"block{i}/")}
+            blk.prev_frame.copy_(snap.pop("prev_frame"))
+            if "fixed_vec" in snap:
+                blk.fixed_vec = snap.pop("fixed_vec").clone()
+            for key in snap:
+                if key.startswith("episode/") and key[8:] not in s.episode:
+                    s.episode[key[8:]] = snap[key].clone()
+            everything = torch.ones(s.n, dtype=torch.bool, device=self.device)
+            self._blend(s, everything, snap)
+            s.sim.sync_model()
+            s.sim.forward()
+            self._blend(s, everything, snap)  # kinematics must not have touched the restored state
 
     def __repr__(self) -> str:
         tasks = ", ".join(f"{n}x{c}" for n, c in zip(self.task_names, self.task_counts))

@@ -1,0 +1,107 @@
+"""Training configuration: Hydra composition from `mtbench/conf`, then every default that depends on the
+machine or the task set resolved and every inconsistency rejected before a single env is built."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mtbench.envs.metaworld.registry import BENCHMARKS, METAWORLD_NAMES, resolve, task_class
+from mtbench.envs.vec_env import even_counts
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says what to change."""
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The Hydra config for `overrides` (upstream style `key=value`). MT25/MT50 pick the MT50 column of
+    Table 3 unless `train=` is given."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    overrides = list(overrides)
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
+    if "train" not in keys and task.lower() in ("mt25", "mt50"):
+        overrides.append("train=ppo_mt50")
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return hydra_compose("config", overrides=overrides)
+    except ConfigCompositionException as e:
+        cause = f" ({e.__cause__})" if e.__cause__ else ""
+        raise ConfigError(f"{e}{cause}\nSee `mtbench train --help` and mtbench/conf/config.yaml for valid keys.") from e
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{name} was asked for but torch sees no CUDA device; use sim_device=cpu")
+    return dev
+
+
+def resolve_config(cfg: DictConfig) -> DictConfig:
+    """Fill every `null` default and validate. Returns a new config; the input is left as composed."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(cfg):
+        sim = _device(cfg.sim_device)
+        cfg.sim_device = str(sim)
+        cfg.rl_device = str(_device(cfg.rl_device)) if cfg.rl_device is not None else str(sim)
+        profile = cfg.train.gpu if sim.type == "cuda" else cfg.train.cpu
+        try:
+            ids = resolve(list(cfg.task_id) if cfg.task_id is not None else cfg.task)
+            for i in ids:
+                task_class(i)
+        except (ValueError, TypeError, NotImplementedError) as e:
+            raise ConfigError(str(e)) from e
+        cfg.task_ids = ids
+        cfg.task_names = [METAWORLD_NAMES[i] for i in ids]
+        if cfg.num_envs is None:
+            cfg.num_envs = sum(cfg.task_counts) if cfg.task_counts is not None else int(profile.num_envs)
+        if cfg.num_envs < len(ids):
+            raise ConfigError(f"num_envs={cfg.num_envs} is fewer than the {len(ids)} tasks; each task needs >= 1 env")
+        if cfg.task_counts is None:
+            cfg.task_counts = even_counts(cfg.num_envs, len(ids))
+        counts = list(cfg.task_counts)
+        if len(counts) != len(ids) or sum(counts) != cfg.num_envs or min(counts) < 1:
+            raise ConfigError(
+                f"task_counts {counts} must have one positive entry per task ({len(ids)}) and sum to "
+                f"num_envs={cfg.num_envs}"
+            )
+        ppo = cfg.train.ppo
+        if ppo.minibatch_size is None:
+            batch = cfg.num_envs * ppo.horizon
+            ppo.minibatch_size = min(int(profile.minibatch_size), batch)
+        if (cfg.num_envs * ppo.horizon) % ppo.minibatch_size:
+            raise ConfigError(
+                f"train.ppo.minibatch_size={ppo.minibatch_size} must divide num_envs*horizon="
+                f"{cfg.num_envs * ppo.horizon}"
+            )
+        if cfg.max_iterations is None:
+            cfg.max_iterations = int(profile.max_iterations)
+        if cfg.max_minutes is None and "max_minutes" in profile:
+            cfg.max_minutes = profile.max_minutes
+        if cfg.checkpoint is not None and not cfg.test and cfg.experiment is None:
+            # resuming continues the checkpoint's own run directory: runs/<experiment>/checkpoints/x.pt
+            run_dir = Path(cfg.checkpoint).resolve().parent.parent
+            cfg.runs_dir, cfg.experiment = str(run_dir.parent), run_dir.name
+        if cfg.experiment is None:
+            label = cfg.task if cfg.task_id is None else f"{len(ids)}tasks"
+            cfg.experiment = f"{label}_{cfg.train.name}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+        if cfg.test and cfg.checkpoint is None:
+            raise ConfigError("test=True needs checkpoint=runs/<experiment>/checkpoints/best.pt (or latest.pt)")
+        if cfg.record_videos and not cfg.test:
+            raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
+    return cfg
+
+
+def benchmark_names() -> str:
+    return ", ".join(BENCHMARKS)

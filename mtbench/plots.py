@@ -1,0 +1,44 @@
+"""PNG learning curves of a run (overall and per task, success and return, against frames and wall-clock)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mtbench.runlog import read_metrics  # noqa: E402
+
+
+def _series(rows: list[dict], key: str, x: str) -> tuple[list[float], list[float]]:
+    pts = [(r[x], r[key]) for r in rows if r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    rows = read_metrics(run_dir)
+    if not rows:
+        return []
+    tasks = sorted(k.split("/", 1)[1] for k in rows[0] if k.startswith("success/"))
+    out = []
+    for metric, label in (("success", "success rate"), ("return", "episode return")):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        for ax, (x, xlabel, scale) in zip(axes, (("frames", "frames (M)", 1e-6), ("time", "wall-clock (min)", 1 / 60))):
+            for task in tasks:
+                xs, ys = _series(rows, f"{metric}/{task}", x)
+                ax.plot([v * scale for v in xs], ys, lw=0.8, alpha=0.6, label=task)
+            xs, ys = _series(rows, metric, x)
+            ax.plot([v * scale for v in xs], ys, color="black", lw=2.0, label="mean")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.suptitle(f"{Path(run_dir).name}: {label} of training episodes")
+        fig.tight_layout()
+        path = Path(run_dir) / f"curve_{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(path)
+    return out
