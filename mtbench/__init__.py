@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mtbench.envs.vec_env import MultiTaskVecEnv
+import os
+import sys
+
+# MuJoCo picks its GL backend at import: a headless Linux box (no X display) renders offscreen via EGL
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+from mtbench.envs.vec_env import MultiTaskVecEnv  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,5 @@
-"""`mtbench <command> key=value ...`: play (scripted experts or random actions), bench (speed).
+"""`mtbench <command> key=value ...`: train (MT-PPO; test=True evaluates), report (aggregate runs),
+play (scripted experts or random actions), bench (speed).
 
 Arguments use upstream MTBench's `key=value` style so commands read the same as in its README.
 """
@@ -9,8 +10,13 @@ import ast
 import sys
 
 USAGE = """usage:
+  mtbench train [task=mt10] [num_envs=...] [seed=42] [max_iterations=...] [experiment=...] [checkpoint=...]
+                [test=True checkpoint=runs/<experiment>/checkpoints/best.pt [record_videos=True]]
+                (all keys: mtbench train --help)
+  mtbench report [out=DIR] runs/<experiment> [runs/<experiment> ...]
   mtbench play task=mt10 policy=expert|random [num_envs=50*tasks] [episode_length=500] [goal_mode=metaworld]
                [seed=42] [sim_device=cpu] [backend=auto] [noise=0.0]
+               [render=True [render_dir=renders] [render_steps=150]]  (MP4 per task + PNG contact sheet)
   mtbench bench env [task=mt10] [num_envs=...] [steps=...] [reference=True] [ceiling=True]
 """
 
@@ -43,6 +49,7 @@ def play(args: list[str]) -> None:
     opt = parse_overrides(args, {
         "task": "mt10", "policy": "expert", "num_envs": None, "episode_length": 500, "goal_mode": "metaworld",
         "seed": 42, "sim_device": "cpu", "backend": "auto", "noise": 0.0, "task_counts": None,
+        "render": False, "render_dir": "renders", "render_steps": 150,
     })  # fmt: skip
     if opt["policy"] not in ("expert", "random"):
         raise SystemExit(f"policy must be 'expert' or 'random', got {opt['policy']!r}")
@@ -67,6 +74,35 @@ def play(args: list[str]) -> None:
     results = run_episodes(env, act)
     title = f"{opt['policy']} policy, {opt['episode_length']}-step episodes, goal_mode={opt['goal_mode']}"
     print(format_table(results, title))
+    if opt["render"]:
+        _render(opt)
+
+
+def _render(opt: dict) -> None:
+    """One world per task for `render_steps` steps: an MP4 per task and a PNG contact sheet."""
+    from pathlib import Path
+
+    import torch
+
+    import mtbench
+    from mtbench.envs.metaworld.experts import ScriptedExperts
+    from mtbench.render import contact_sheet, record_episode, write_videos
+
+    env = mtbench.make(opt["task"], num_envs=None, device=opt["sim_device"], backend=opt["backend"],
+                       seed=opt["seed"], episode_length=opt["episode_length"], goal_mode=opt["goal_mode"])  # fmt: skip
+    if opt["policy"] == "expert":
+        experts = ScriptedExperts(env.task_names, env.task_counts, noise_std=float(opt["noise"]), seed=opt["seed"])
+        act = lambda e: experts(e.metaworld_obs)
+    else:
+        gen = torch.Generator(device=env.device).manual_seed(opt["seed"])
+        act = lambda e: torch.rand((e.num_envs, 4), generator=gen, device=e.device) * 2 - 1
+    frames = record_episode(env, act, steps=min(int(opt["render_steps"]), env.episode_length), every=2)
+    out = Path(opt["render_dir"])
+    for path in [
+        *write_videos(frames, env.task_names, out),
+        contact_sheet(frames, env.task_names, out / "contact_sheet.png"),
+    ]:
+        print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         from mtbench.train import main as train_main
 
         train_main(rest)
+    elif cmd == "report":
+        from mtbench.report import main as report_main
+
+        report_main(rest)
     elif cmd == "bench":
         from mtbench.bench import main as bench_main
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 import mtbench
 from mtbench.algos.ppo import PPO, PPOConfig, Rollout
 from mtbench.config import ConfigError, compose, resolve_config
-from mtbench.envs.vec_env import MultiTaskVecEnv
+from mtbench.envs.vec_env import MultiTaskVecEnv, torch_single_threaded
 from mtbench.eval import TaskResult, format_table, run_episodes
 from mtbench.mtrl import make_scheme
 from mtbench.nets import make_network
@@ -119,7 +119,8 @@ def evaluate(agent: PPO, cfg: DictConfig, progress: bool = True) -> list[TaskRes
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
     act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
-    return run_episodes(env, act, progress=progress)
+    with torch_single_threaded(agent.device.type == "cpu"):
+        return run_episodes(env, act, progress=progress)
 
 
 def collect(agent: PPO, env: MultiTaskVecEnv, obs: torch.Tensor, buf: Rollout, stats: EpisodeStats) -> torch.Tensor:
@@ -183,8 +184,10 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     iteration = start_iter
     for iteration in range(start_iter + 1, cfg.max_iterations + 1):
         t0 = time.perf_counter()
-        obs = collect(agent, env, obs, buf, stats)
-        last_value = agent.value(obs, buf.task)
+        # acting on small per-step batches: one torch thread beats OpenMP workers fighting MuJoCo's pool
+        with torch_single_threaded(dev.type == "cpu"):
+            obs = collect(agent, env, obs, buf, stats)
+            last_value = agent.value(obs, buf.task)
         _sync(dev)
         t1 = time.perf_counter()
         metrics = agent.update(buf, last_value)

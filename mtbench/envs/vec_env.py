@@ -44,7 +44,7 @@ class _Block:
 
 
 @contextlib.contextmanager
-def _torch_single_threaded(enabled: bool) -> Iterator[None]:
+def torch_single_threaded(enabled: bool) -> Iterator[None]:
     """On the CPU engine MuJoCo's thread pool already holds every core; torch's OpenMP workers waking
     for tiny per-task tensors then wait for a core and turn microsecond ops into milliseconds (measured
     2x slower MT10 stepping). The env's own torch work runs on one thread; the caller's setting returns."""
@@ -279,7 +279,7 @@ class MultiTaskVecEnv:
 
     def reset(self) -> torch.Tensor:
         """Reset every env; returns the first observations (num_envs, obs_dim)."""
-        with _torch_single_threaded(self.engine == "cpu"):
+        with torch_single_threaded(self.engine == "cpu"):
             return self._reset_all()
 
     def _reset_all(self) -> torch.Tensor:
@@ -324,7 +324,7 @@ class MultiTaskVecEnv:
     def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Apply actions (num_envs, 4) in [-1, 1] (clipped), step the physics, auto-reset ended episodes."""
         act = self._validate(actions)
-        with _torch_single_threaded(self.engine == "cpu"):
+        with torch_single_threaded(self.engine == "cpu"):
             return self._step(act)
 
     def _step(self, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:

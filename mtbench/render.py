@@ -1,0 +1,132 @@
+"""Offscreen pictures of the batched env: one world per task copied into an `MjData` and drawn with
+MuJoCo's renderer. Not the hot path: a person looks at scenes and policies with it (MP4 per task, PNG
+contact sheet). Headless machines need EGL or OSMesa; `MUJOCO_GL` picks the backend (mtbench sets egl on a
+Linux machine without a display unless told otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+
+from mtbench.envs.vec_env import MultiTaskVecEnv
+
+CAMERA = "corner3"
+SIZE = (368, 368)  # multiples of 16, as H.264 encoders want
+
+
+class WorldRenderer:
+    """Draws world `world` of every task block of `env`."""
+
+    def __init__(self, env: MultiTaskVecEnv, world: int = 0, size: tuple[int, int] = SIZE, camera: str = CAMERA):
+        self.env, self.world, self.camera = env, world, camera
+        self.models = [blk.task.model() for blk in env.blocks]
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        try:
+            self.renderers = [mujoco.Renderer(m, size[1], size[0]) for m in self.models]
+        except Exception as e:  # noqa: BLE001 - GL failures come as several exception types
+            raise RuntimeError(
+                f"MuJoCo's offscreen renderer could not start ({type(e).__name__}: {e}). Install an EGL or "
+                "OSMesa driver (e.g. apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
+            ) from e
+
+    def frames(self) -> list[np.ndarray]:
+        """One RGB image (H, W, 3) per task, of the current state."""
+        out = []
+        for blk, m, d, r in zip(self.env.blocks, self.models, self.datas, self.renderers):
+            sim, w = blk.state.sim, self.world
+            get = lambda t: t[w].detach().to("cpu", torch.float64).numpy()
+            m.body_pos[:] = get(sim.body_pos)
+            d.qpos[:], d.qvel[:] = get(sim.qpos), get(sim.qvel)
+            d.mocap_pos[:], d.mocap_quat[:] = get(sim.mocap_pos), get(sim.mocap_quat)
+            mujoco.mj_forward(m, d)
+            r.update_scene(d, camera=self.camera)
+            out.append(r.render().copy())
+        return out
+
+    def close(self) -> None:
+        for r in self.renderers:
+            r.close()
+
+
+def record_episode(
+    env: MultiTaskVecEnv, act: Callable[[MultiTaskVecEnv], torch.Tensor], steps: int | None = None, every: int = 1
+) -> list[list[np.ndarray]]:
+    """Frames per task over one episode from a fresh reset (world 0 of each block)."""
+    renderer = WorldRenderer(env)
+    env.reset()
+    frames = [[f] for f in renderer.frames()]
+    for t in range(steps or env.episode_length):
+        env.step(act(env))
+        if (t + 1) % every == 0:
+            for i, f in enumerate(renderer.frames()):
+                frames[i].append(f)
+    renderer.close()
+    return frames
+
+
+def write_videos(frames: list[list[np.ndarray]], names: list[str], out_dir: Path, fps: int = 30) -> list[Path]:
+    import imageio.v3 as iio
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, seq in zip(names, frames):
+        path = out_dir / f"{name}.mp4"
+        iio.imwrite(path, np.stack(seq), fps=fps, codec="libx264", plugin="pyav" if _has_pyav() else None)
+        paths.append(path)
+    return paths
+
+
+def _has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def contact_sheet(
+    frames: list[list[np.ndarray]], names: list[str], path: Path, per_task: int = 6, every: int = 1
+) -> Path:
+    """A PNG grid: one row per task, `per_task` frames evenly spaced over the episode (frames taken every
+    `every` steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(frames)
+    fig, axes = plt.subplots(rows, per_task, figsize=(1.8 * per_task, 1.9 * rows), squeeze=False)
+    for i, (name, seq) in enumerate(zip(names, frames)):
+        picks = np.linspace(0, len(seq) - 1, per_task).round().astype(int)
+        for j, k in enumerate(picks):
+            ax = axes[i][j]
+            ax.imshow(seq[k])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+            if i == 0:
+                ax.set_title(f"step {k * every}", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def record_policy_videos(agent, cfg, out_dir: Path) -> list[Path]:
+    """Test mode's `record_videos=True`: one deterministic episode per task as MP4, plus a contact sheet."""
+    from mtbench.train import build_env
+
+    env = build_env(cfg, task_counts=[1] * len(cfg.task_ids), goal_mode="rand", random_init_progress=False)
+    env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
+    task = env.task_index.to(agent.device)
+    act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
+    frames = record_episode(env, act)
+    paths = write_videos(frames, env.task_names, out_dir)
+    paths.append(contact_sheet(frames, env.task_names, out_dir / "contact_sheet.png"))
+    return paths
