@@ -37,8 +37,8 @@ class WorldRenderer:
         """One RGB image (H, W, 3) per task, of the current state."""
         out = []
         for blk, m, d, r in zip(self.env.blocks, self.models, self.datas, self.renderers):
-            sim, w = blk.state.sim, self.world
-            get = lambda t: t[w].detach().to("cpu", torch.float64).numpy()
+            sim = blk.state.sim
+            get = lambda t: t[self.world].detach().to("cpu", torch.float64).numpy()
             m.body_pos[:] = get(sim.body_pos)
             d.qpos[:], d.qvel[:] = get(sim.qpos), get(sim.qvel)
             d.mocap_pos[:], d.mocap_quat[:] = get(sim.mocap_pos), get(sim.mocap_quat)
