@@ -1,5 +1,6 @@
 """`mtbench bench env`: env-steps/s of our CPU engine, of the reference vector env, and of raw MuJoCo C
-on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable."""
+on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable.
+`mtbench bench train`: end-to-end MT-PPO frames/s against env-only frames/s of the same env."""
 
 from __future__ import annotations
 
@@ -75,9 +76,62 @@ def reference(benchmark: str, steps: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def train_speed(args: list[str]) -> None:
+    """Training iterations (rollout + update) vs the same env stepped with random actions, one process."""
+    from mtbench.algos.ppo import Rollout
+    from mtbench.config import compose, resolve_config
+    from mtbench.envs.vec_env import torch_single_threaded
+    from mtbench.train import EpisodeStats, build_agent, build_env, collect
+
+    iterations = 10
+    rest = []
+    for a in args:
+        if a.startswith("iterations="):
+            iterations = int(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    cfg = resolve_config(compose(rest + ["progress=false"]))
+    env = build_env(cfg)
+    agent = build_agent(cfg, env.obs_dim, env.action_dim)
+    T, N, dev = agent.cfg.horizon, env.num_envs, agent.device
+    print(f"{env}\nPPO horizon {T}, minibatch {agent.cfg.minibatch_size}, {iterations} iterations per measurement")
+    env_fps = ours(env, iterations * T)
+    buf = Rollout.empty(T, N, env.obs_dim, env.action_dim, env.task_index.to(dev))
+    stats = EpisodeStats(len(cfg.task_ids), dev)
+    obs = env.reset().to(dev)
+    times = {"collect": 0.0, "update": 0.0}
+    for i in range(iterations + 1):
+        t0 = time.perf_counter()
+        with torch_single_threaded(dev.type == "cpu"):
+            obs = collect(agent, env, obs, buf, stats)
+            last = agent.value(obs, buf.task)
+        t1 = time.perf_counter()
+        agent.update(buf, last)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        if i:  # the first iteration warms up
+            times["collect"] += t1 - t0
+            times["update"] += t2 - t1
+    total = times["collect"] + times["update"]
+    train_fps = iterations * T * N / total
+    print("| measurement | frames/s |\n|---|---:|")
+    print(f"| env only (random actions) | {env_fps:,.0f} |")
+    print(f"| training, rollout phase | {iterations * T * N / times['collect']:,.0f} |")
+    print(f"| training end to end (rollout + update) | {train_fps:,.0f} |")
+    print(
+        f"end-to-end / env-only = {train_fps / env_fps:.2f}  (update is {100 * times['update'] / total:.0f} % of time)"
+    )
+
+
 def main(args: list[str]) -> None:
+    if args and args[0] == "train":
+        return train_speed(args[1:])
     if not args or args[0] != "env":
-        raise SystemExit("usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [reference=True] ...")
+        raise SystemExit(
+            "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [reference=True] ...\n"
+            "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]"
+        )
     opt = parse_overrides(
         args[1:],
         {

@@ -7,6 +7,7 @@ once per iteration, for logging, never inside the rollout or the minibatch loop.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ class EpisodeStats:
 
 def build_env(cfg: DictConfig, **overrides) -> MultiTaskVecEnv:
     opts = dict(
+        # NaN actions are caught once per iteration through the losses instead of a host sync per step
+        check_actions=torch.device(cfg.sim_device).type == "cpu",
         task_counts=list(cfg.task_counts),
         episode_length=cfg.env.episode_length,
         goal_mode=cfg.env.goal_mode,
@@ -198,6 +201,11 @@ def train(cfg: DictConfig) -> list[TaskResult]:
         elapsed = t2 - t_start
         row = _row(iteration, frames, elapsed, T * N, t1 - t0, t2 - t1, metrics, ep, names)
         log.log(row)
+        if not all(math.isfinite(row[k]) for k in ("loss/surrogate", "loss/value", "std")):
+            raise RuntimeError(
+                f"training diverged at iteration {iteration} (non-finite loss or policy std); the last good "
+                f"checkpoints are in {log.ckpt_dir}. Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
+            )
         if row["success"] == row["success"]:  # not NaN
             recent = (recent + [row["success"]])[-SMOOTH:]
         smooth = sum(recent) / len(recent) if recent else 0.0
