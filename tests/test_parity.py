@@ -32,6 +32,13 @@ INIT_TCP_BAR = {"handle-press-v3": 1e-2, "handle-pull-v3": 1e-2}
 # - dial-turn: the claw strikes the knob box spinning at 5-11 rad/s; 3.3 makes 3-4 box-box contact points
 #   where 4.0 makes one, so the knob angle differs by up to 0.051 rad on 6 of 450 steps (median 2e-5).
 PHYSICS_MAX_BAR = {"dial-turn-v3": 0.1}
+# - box-on-box contacts: MuJoCo 3.3's CPU engine reports half the true penetration depth (a bug fixed in
+#   4.0, see mujoco_warp PR #822), so box pucks rest 3.2e-5 m deeper in the reference (push-back,
+#   shelf-place: object start height read from the settled scene) and hand-insert, whose every contact is
+#   box-box, differs by ~1.4e-3 per step while the block is held. Emulating 3.3's depth (softer box
+#   solref/solimp) closes these gaps to 1e-7..4e-4, which confirms the cause; we keep MuJoCo 4's physics.
+PLACE_BAR = {"push-back-v3": 1e-4, "shelf-place-v3": 1e-4}
+PHYSICS_MEDIAN_BAR = {"hand-insert-v3": 3e-3}
 
 
 def _task(name):
@@ -61,7 +68,8 @@ def test_reset_placement_matches_reference(name):
     err = check_place(_task(name), DATA)
     # goal and object placement and the moved bodies follow the reset vector exactly; heights read from
     # the settled scene differ by MuJoCo 4 vs 3.3 contact resolution (measured <= 2e-6 m)
-    assert err["target_pos"] <= 1e-5 and err["obj_init_pos"] <= 1e-5 and err["body_pos"] <= 1e-9, err
+    place_bar = PLACE_BAR.get(name, 1e-5)
+    assert err["target_pos"] <= place_bar and err["obj_init_pos"] <= place_bar and err["body_pos"] <= 1e-9, err
     # the 250-substep hand settling drifts in the arm's null space between MuJoCo versions (measured
     # up to 1.5e-2 rad on one joint); the fingertip centre stays within 0.3 mm (measured 2.7e-4 m)
     assert err["init_tcp"] <= INIT_TCP_BAR.get(name, 5e-4), err
@@ -75,7 +83,8 @@ def test_one_control_step_of_physics(name):
     # MuJoCo 4.0 vs the reference's 3.3.0 from identical states and actions, 5 substeps: typical steps
     # agree to 1e-3 (m or rad); contact-rich ones (door hinge under the gripper) reach 3e-2 (measured)
     err = one_step_physics(_task(name), DATA)
-    assert np.median(err) <= 1e-3 and err.max() <= PHYSICS_MAX_BAR.get(name, 5e-2), (np.median(err), err.max())
+    median_bar, max_bar = PHYSICS_MEDIAN_BAR.get(name, 1e-3), PHYSICS_MAX_BAR.get(name, 5e-2)
+    assert np.median(err) <= median_bar and err.max() <= max_bar, (np.median(err), err.max())
 
 
 @pytest.mark.parametrize("name", PORTED)
