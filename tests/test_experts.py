@@ -20,13 +20,21 @@ REFERENCE_SUCCESSES.update(
         "push-back-v3": 49, "shelf-place-v3": 48, "sweep-into-v3": 45,
     }
 )  # fmt: skip
+# Where 50 goals cannot separate engine noise from a defect, compare over five seeds' goals. shelf-place:
+# MuJoCo 3.3's half-depth box contacts (see test_parity) hold the light block a little more firmly; the
+# reference counts come from `tools/reference_experts.py shelf-place-v3 --seeds 42 7 0 1 2` in .venv-ref
+# (48, 46, 47, 48, 47).
+MULTI_SEED_REFERENCE = {"shelf-place-v3": ((42, 7, 0, 1, 2), 236)}
 MT10 = [METAWORLD_NAMES[i] for i in MT10_IDS]
-OTHERS = [METAWORLD_NAMES[i] for i in sorted(TASKS) if i not in MT10_IDS]
+OTHERS = [
+    METAWORLD_NAMES[i] for i in sorted(TASKS) if i not in MT10_IDS and METAWORLD_NAMES[i] not in MULTI_SEED_REFERENCE
+]
+MULTI = [n for n in MULTI_SEED_REFERENCE if TASKS.get(METAWORLD_NAMES.index(n))]
 
 
-def _run(names: list[str]) -> dict:
+def _run(names: list[str], seed: int = 42) -> dict:
     env = mtbench.make(
-        names, num_envs=50 * len(names), device="cpu", seed=42, episode_length=500, goal_mode="metaworld"
+        names, num_envs=50 * len(names), device="cpu", seed=seed, episode_length=500, goal_mode="metaworld"
     )
     experts = ScriptedExperts(env.task_names, env.task_counts)
     with warnings.catch_warnings():
@@ -59,3 +67,12 @@ def test_expert_success_within_4_points_of_reference(mt10_results, name):
 @pytest.mark.parametrize("name", OTHERS)
 def test_expert_success_mt50_within_4_points_of_reference(other_results, name):
     _check(other_results[name], name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MULTI)
+def test_expert_success_over_five_seeds_within_4_points_of_reference(name):
+    seeds, ref = MULTI_SEED_REFERENCE[name]
+    ours = sum(round(_run([name], seed)[name].success * 50) for seed in seeds)
+    total = 50 * len(seeds)
+    assert abs(ours - ref) / total <= 0.04, f"{name}: ours {ours}/{total}, reference {ref}/{total}"

@@ -244,7 +244,9 @@ class MultiTaskVecEnv:
             k: getattr(sim, k).clone()
             for k in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart", "body_pos")
         }
+        # init_tcp too: tasks whose reset re-settles the hand (door-lock, assembly, ...) write it per world
         snap["obj_init_pos"], snap["target_pos"] = s.obj_init_pos.clone(), s.target_pos.clone()
+        snap["init_tcp"] = s.init_tcp.clone()
         snap.update({f"episode/{k}": v.clone() for k, v in s.episode.items()})
         return snap
 
@@ -253,7 +255,7 @@ class MultiTaskVecEnv:
         for key, old in snap.items():
             if key.startswith("episode/"):
                 cur = s.episode[key[8:]]
-            elif key in ("obj_init_pos", "target_pos"):
+            elif key in ("obj_init_pos", "target_pos", "init_tcp"):
                 cur = getattr(s, key)
             else:
                 cur = getattr(s.sim, key)
