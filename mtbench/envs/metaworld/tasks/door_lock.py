@@ -3,16 +3,13 @@ or sideways to unlock it."""
 
 from __future__ import annotations
 
-import functools
-
-import mujoco
-import numpy as np
 import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
-from mtbench.envs.metaworld.scene import FRAME_SKIP, hand_reset, load_model
+from mtbench.envs.metaworld.scene import FRAME_SKIP
+from mtbench.envs.metaworld.settle import resettle, settled_state
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState, norm
-from mtbench.sim.base import STATE_FIELDS, SceneBlock
+from mtbench.sim.base import SceneBlock
 
 _LOCK_LENGTH = 0.1  # Meta-World's `_lock_length`: the press term's margin
 # Meta-World's `reset` calls `reset_model` twice with the same frozen reset vector, so the hand settling
@@ -23,23 +20,6 @@ _LOCK_LENGTH = 0.1  # Meta-World's `_lock_length`: the press term's margin
 # the door at its scene position, clear of the hand.
 _LEVER_REACHES_HAND_Y = 0.835
 _DOOR_CLEAR = (0.0, 0.9, 0.15)
-
-
-@functools.lru_cache(maxsize=4096)
-def _settled(
-    xml: str, hand_init_pos: tuple[float, ...], door: tuple[float, ...], extra_substeps: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Meta-World's hand reset with the door at `door`, then `extra_substeps` more substeps with mocap
-    and fingers held: the state (numpy arrays by field) and `init_tcp`, which Meta-World reads right after
-    the hand reset. On the C engine, about 7 ms; cached, so a fixed goal table settles each goal once."""
-    model = load_model(xml)
-    model.body_pos[model.body("door").id] = door
-    info = hand_reset(model, np.array(hand_init_pos, dtype=np.float64))
-    data = mujoco.MjData(model)
-    for name, value in info.state.items():
-        getattr(data, name)[:] = value
-    mujoco.mj_step(model, data, nstep=extra_substeps)
-    return {name: getattr(data, name).copy() for name in STATE_FIELDS}, info.tcp
 
 
 class _DoorLock(MetaWorldTask):
@@ -58,7 +38,7 @@ class _DoorLock(MetaWorldTask):
 
     def make_state(self, sim: SceneBlock) -> TaskState:
         s = super().make_state(sim)
-        state, _ = _settled(self.xml, tuple(self.hand_init_pos), _DOOR_CLEAR, self.extra_substeps)
+        state, _ = settled_state(self.xml, tuple(self.hand_init_pos), "door", _DOOR_CLEAR, self.extra_substeps)
         s.template = {name: s.const(value) for name, value in state.items()}
         return s
 
@@ -66,16 +46,8 @@ class _DoorLock(MetaWorldTask):
         """Worlds whose door can reach the hand start from the hand settled against the lever, and take
         that episode's `init_tcp`; the others get the template's back."""
         s.init_tcp[ids] = s.const(s.reset_info.tcp)
-        near = (vec[:, 1] < _LEVER_REACHES_HAND_Y).nonzero().squeeze(1)
-        if not near.numel():
-            return
-        settled = [
-            _settled(self.xml, tuple(self.hand_init_pos), tuple(door), self.extra_substeps)
-            for door in vec[near].detach().cpu().double().numpy().tolist()
-        ]
-        for name in STATE_FIELDS:
-            getattr(s.sim, name)[ids[near]] = s.const(np.stack([state[name] for state, _ in settled]))
-        s.init_tcp[ids[near]] = s.const(np.stack([tcp for _, tcp in settled]))
+        near = vec[:, 1] < _LEVER_REACHES_HAND_Y
+        resettle(s, self, ids, "door", vec, near, self.extra_substeps, set_tcp=True)
 
     def _set_lever(self, s: TaskState, ids: torch.Tensor) -> None:
         """Put the lever where the task starts, before the hinge position is read."""
