@@ -27,7 +27,12 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra.errors import ConfigCompositionException
 
     overrides = list(overrides)
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    added = [o for o in overrides if o.startswith("+")]
+    if added:
+        raise ConfigError(
+            f"{added}: new keys would be ignored by the trainer; use the existing keys (mtbench train --help)"
+        )
+    keys = {o.split("=", 1)[0].lstrip("~") for o in overrides}
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
     if "train" not in keys and task.lower() in ("mt25", "mt50"):
         overrides.append("train=ppo_mt50")
@@ -35,8 +40,24 @@ def compose(overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose("config", overrides=overrides)
     except ConfigCompositionException as e:
-        cause = f" ({e.__cause__})" if e.__cause__ else ""
-        raise ConfigError(f"{e}{cause}\nSee `mtbench train --help` and mtbench/conf/config.yaml for valid keys.") from e
+        msg = str(e).splitlines()[0]
+        if msg.startswith("Could not override"):
+            key = msg.split("'")[1]
+            parent = cfg_keys(key.rsplit(".", 1)[0]) if "." in key else cfg_keys("")
+            msg = f"unknown key {key!r}; valid keys here: {', '.join(parent)}"
+        raise ConfigError(f"{msg}\nSee `mtbench train --help` and mtbench/conf/config.yaml for all keys.") from e
+
+
+def cfg_keys(path: str) -> list[str]:
+    """Keys of the default config at dotted `path` ('' for the top level), for error messages."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        node = hydra_compose("config")
+    for part in filter(None, path.split(".")):
+        node = node.get(part) if isinstance(node, DictConfig) else None
+    return sorted(node.keys()) if isinstance(node, DictConfig) else []
 
 
 def _device(name: str | None) -> torch.device:

@@ -23,7 +23,9 @@ def _cfg(*overrides):
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        (["num_envs_typo=3"], "num_envs_typo"),
+        (["num_envs_typo=3"], "unknown key 'num_envs_typo'"),
+        (["train.ppo.horizn=3"], "unknown key 'train.ppo.horizn'; valid keys here: bound"),
+        (["+foo=3"], "would be ignored"),
         (["task=mt10", "num_envs=100", "task_counts=[10,10]"], "task_counts"),
         (["task=reach-v4"], "unknown task"),
         (["task=reach", "num_envs=64", "train.ppo.minibatch_size=1000"], "must divide"),
