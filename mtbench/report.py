@@ -45,7 +45,8 @@ def load_run(run_dir: Path) -> dict:
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     train = cfg["train"]
     method = train["name"] + (f"+{train['network']['name']}" if train["network"]["name"] != "mlp" else "")
-    method += f"+{train['scheme']}" if train.get("scheme", "none") != "none" else ""
+    scheme = cfg.get("scheme", {}).get("name", "none")
+    method += f"+{scheme}" if scheme != "none" else ""
     bench = cfg["task"] if cfg.get("task_id") is None else f"{len(cfg['task_ids'])} tasks"
     results = json.loads(evals.read_text())
     return {

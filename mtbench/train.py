@@ -87,7 +87,10 @@ def build_agent(cfg: DictConfig, obs_dim: int, action_dim: int) -> PPO:
     gen = torch.Generator(device=cfg.rl_device)
     gen.manual_seed(cfg.seed)
     ppo_cfg = PPOConfig.from_dict(dict(cfg.train.ppo))
-    return PPO(net, obs_dim, n_tasks, ppo_cfg, torch.device(cfg.rl_device), gen, make_scheme(cfg.train.scheme))
+    scheme_cfg = dict(cfg.scheme)
+    dev = torch.device(cfg.rl_device)
+    scheme = make_scheme(scheme_cfg.pop("name"), n_tasks, dev, generator=gen, **scheme_cfg)
+    return PPO(net, obs_dim, n_tasks, ppo_cfg, dev, gen, scheme)
 
 
 def load_checkpoint(cfg: DictConfig) -> dict:

@@ -120,3 +120,11 @@ def test_report_over_two_seeds(tmp_path):
     report([f"out={tmp_path}", str(tmp_path / "s1"), str(tmp_path / "s2")])
     md = (tmp_path / "report.md").read_text()
     assert "| ppo | 2 tasks | 2 |" in md and (tmp_path / "report.png").is_file()
+
+
+@pytest.mark.parametrize("scheme", ["scheme=pcgrad", "scheme=famo", "scheme=pcgrad scheme.apply_to=both"])
+def test_schemes_train_from_the_command_line(tmp_path, scheme):
+    run(SMALL + scheme.split() + [f"runs_dir={tmp_path}", "experiment=s", "max_iterations=2"])
+    ckpt = torch.load(tmp_path / "s" / "checkpoints" / "latest.pt", weights_only=False)
+    assert ckpt["config"]["scheme"]["name"] == scheme.split()[0].split("=")[1]
+    assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())

@@ -260,6 +260,7 @@ class PPO:
             "value_norm": self.value_norm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lr": self.lr,
+            "scheme": self.scheme.state_dict(),
         }
 
     def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
@@ -269,5 +270,6 @@ class PPO:
         if not weights_only:
             self.optimizer.load_state_dict(state["optimizer"])
             self.lr = state["lr"]
+            self.scheme.load_state_dict(state["scheme"])
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr

@@ -2,11 +2,21 @@
 
 A scheme sees only per-task loss vectors `(n_tasks,)`, the number of samples behind each entry, and the
 actor and critic parameter groups; it leaves gradients in `.grad`. The learner then clips and steps.
+Schemes that manipulate gradients apply to the critic, the actor or both (`apply_to`; default "critic" as
+upstream MTBench); the untouched part gets the plain mean-loss gradient. The critic losses a scheme sees
+already carry PPO's 0.5 * critic_coef factor (upstream's PCGrad/CAGrad project the raw value loss; the
+directions are the same, the critic gradient is scaled by that constant).
 """
 
 from __future__ import annotations
 
 import torch
+
+from mtbench.mtrl.famo import FAMOWeights
+from mtbench.mtrl.grads import add_flat_grad, task_gradients
+from mtbench.mtrl.pcgrad import pcgrad
+
+APPLY_TO = ("critic", "actor", "both")
 
 
 def combine_mean(per_task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -19,23 +29,71 @@ class MeanScheme:
 
     name = "none"
 
-    def backward(
-        self,
-        actor_losses: torch.Tensor,
-        critic_losses: torch.Tensor,
-        counts: torch.Tensor,
-        actor_params: list[torch.nn.Parameter],
-        critic_params: list[torch.nn.Parameter],
-    ) -> torch.Tensor:
+    def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
         total = combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)
         total.backward()
         return total.detach()
 
+    def state_dict(self) -> dict:
+        return {}
 
-SCHEMES = {"none": MeanScheme}
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
-def make_scheme(name: str, **kwargs) -> MeanScheme:
-    if name not in SCHEMES:
-        raise ValueError(f"unknown scheme {name!r}; available: {', '.join(sorted(SCHEMES))}")
-    return SCHEMES[name](**kwargs)
+class PCGradScheme(MeanScheme):
+    """Per-task gradients of the chosen group(s) combined by PCGrad; the rest by the plain mean."""
+
+    name = "pcgrad"
+
+    def __init__(self, apply_to: str = "critic", generator: torch.Generator | None = None):
+        if apply_to not in APPLY_TO:
+            raise ValueError(f"apply_to must be one of {APPLY_TO}, got {apply_to!r}")
+        self.apply_to, self.gen = apply_to, generator
+
+    def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
+        parts = {"actor": (actor_losses, actor_params), "critic": (critic_losses, critic_params)}
+        chosen = ("actor", "critic") if self.apply_to == "both" else (self.apply_to,)
+        grads = [(parts[k][1], pcgrad(task_gradients(parts[k][0], parts[k][1]), self.gen)) for k in chosen]
+        plain = [combine_mean(parts[k][0], counts) for k in parts if k not in chosen]
+        if plain:
+            sum(plain).backward()
+        for params, g in grads:
+            add_flat_grad(params, g)
+        return (combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)).detach()
+
+
+class FAMOScheme(MeanScheme):
+    """Actor by the plain mean; critic per-task losses weighted by FAMO (upstream's PPO variant)."""
+
+    name = "famo"
+
+    def __init__(self, n_tasks: int, device: torch.device, gamma: float = 1e-3, w_lr: float = 1e-3, eps: float = 1e-2):
+        self.weights = FAMOWeights(n_tasks, device, gamma, w_lr, eps)
+
+    def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
+        torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise minibatch_size")
+        total = combine_mean(actor_losses, counts) + self.weights.loss(critic_losses)
+        total.backward()
+        self.weights.update(critic_losses)
+        return total.detach()
+
+    def state_dict(self) -> dict:
+        return self.weights.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights.load_state_dict(state)
+
+
+SCHEMES = {"none": MeanScheme, "pcgrad": PCGradScheme, "famo": FAMOScheme}
+
+
+def make_scheme(name: str, n_tasks: int, device: torch.device, generator: torch.Generator | None = None, **kw):
+    """Build scheme `name` with its settings `kw` (e.g. apply_to, gamma, w_lr, eps)."""
+    if name == "none":
+        return MeanScheme()
+    if name == "pcgrad":
+        return PCGradScheme(generator=generator, **kw)
+    if name == "famo":
+        return FAMOScheme(n_tasks, device, **kw)
+    raise ValueError(f"unknown scheme {name!r}; available: {', '.join(sorted(SCHEMES))}")

@@ -1,0 +1,151 @@
+"""Gradient schemes against closed forms and the papers' formulas."""
+
+import numpy as np
+import pytest
+import torch
+
+from mtbench.mtrl import FAMOScheme, MeanScheme, PCGradScheme, combine_mean
+from mtbench.mtrl.famo import FAMOWeights
+from mtbench.mtrl.grads import task_gradients
+from mtbench.mtrl.pcgrad import pcgrad
+
+
+def test_pcgrad_two_tasks_closed_form():
+    g1 = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    g2 = torch.tensor([-1.0, 1.0, -0.5], dtype=torch.float64)
+    assert g1 @ g2 < 0
+    p1 = g1 - (g1 @ g2) / (g2 @ g2) * g2
+    p2 = g2 - (g2 @ g1) / (g1 @ g1) * g1
+    out = pcgrad(torch.stack([g1, g2]), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, (p1 + p2) / 2)
+    assert abs(float(p1 @ g2)) < 1e-12 and abs(float(p2 @ g1)) < 1e-12
+
+
+def test_pcgrad_without_conflict_is_the_mean():
+    G = torch.rand(5, 20, dtype=torch.float64)  # all entries positive: no negative inner products
+    torch.testing.assert_close(pcgrad(G, torch.Generator().manual_seed(1)), G.mean(0))
+
+
+def test_pcgrad_equals_sequential_projection_and_removes_each_conflict():
+    """A plain per-task loop (the paper's Algorithm 1) with the same random orders gives the same result,
+    and right after each projection the gradient no longer conflicts with the one it was projected on."""
+    torch.manual_seed(0)
+    G = torch.randn(4, 6, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    orders = [torch.randperm(4, generator=gen).tolist() for _ in range(4)]
+    projected = []
+    for i in range(4):
+        g = G[i].clone()
+        for j in orders[i]:
+            if j != i and g @ G[j] < 0:
+                g = g - (g @ G[j]) / (G[j] @ G[j]) * G[j]
+                assert g @ G[j] > -1e-12
+        projected.append(g)
+    torch.testing.assert_close(pcgrad(G, torch.Generator().manual_seed(3)), torch.stack(projected).mean(0))
+
+
+def _toy(n_tasks=3, seed=0):
+    torch.manual_seed(seed)
+    actor, critic = torch.nn.Linear(4, 2), torch.nn.Linear(4, 1)
+    x = torch.randn(30, 4)
+    task = torch.arange(30) % n_tasks
+    per_sample_a = actor(x).pow(2).sum(1)
+    per_sample_c = (critic(x).squeeze(1) - task.float()).pow(2)
+    counts = torch.bincount(task, minlength=n_tasks).float()
+    mean = lambda v: torch.zeros(n_tasks).index_add(0, task, v) / counts
+    return actor, critic, mean(per_sample_a), mean(per_sample_c), counts
+
+
+def _grads(*modules):
+    return [p.grad.clone() for m in modules for p in m.parameters()]
+
+
+def test_task_gradients_equal_separate_backward_passes():
+    actor, critic, la, lc, counts = _toy()
+    G = task_gradients(lc, list(critic.parameters()))
+    for i in range(3):
+        gi = torch.autograd.grad(lc[i], list(critic.parameters()), retain_graph=True)
+        torch.testing.assert_close(G[i], torch.cat([g.reshape(-1) for g in gi]))
+
+
+def test_pcgrad_on_critic_only_leaves_actor_at_the_plain_mean():
+    actor, critic, la, lc, counts = _toy()
+    PCGradScheme("critic", torch.Generator().manual_seed(0)).backward(
+        la, lc, counts, list(actor.parameters()), list(critic.parameters())
+    )
+    ours_actor, ours_critic = _grads(actor), _grads(critic)
+    actor.zero_grad()
+    critic.zero_grad()
+    actor, critic, la, lc, counts = _toy()
+    combine_mean(la, counts).backward()
+    for a, b in zip(ours_actor, _grads(actor)):
+        torch.testing.assert_close(a, b)
+    G = task_gradients(lc, list(critic.parameters()))
+    expected = pcgrad(G, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.cat([g.reshape(-1) for g in ours_critic]), expected)
+
+
+def test_mean_scheme_is_the_plain_mean():
+    actor, critic, la, lc, counts = _toy()
+    MeanScheme().backward(la, lc, counts, [], [])
+    ours = _grads(actor, critic)
+    actor, critic, la, lc, counts = _toy()
+    (combine_mean(la, counts) + combine_mean(lc, counts)).backward()
+    for a, b in zip(ours, _grads(actor, critic)):
+        torch.testing.assert_close(a, b)
+
+
+def test_famo_loss_gradient_is_the_paper_weighting():
+    """d/dtheta sum_i z_i log D_i / c = sum_i z_i / (D_i c) * d loss_i / dtheta."""
+    actor, critic, la, lc, counts = _toy()
+    famo = FAMOWeights(3, torch.device("cpu"))
+    with torch.no_grad():
+        famo.w.copy_(torch.tensor([0.3, -0.2, 0.1]))
+    famo.loss(lc).backward(retain_graph=True)
+    ours = _grads(critic)
+    critic.zero_grad()
+    z = torch.softmax(famo.w.detach(), 0)
+    D = lc.detach() + famo.eps
+    c = (z / D).sum()
+    ((z / (D * c)) * lc).sum().backward()
+    for a, b in zip(ours, _grads(critic)):
+        torch.testing.assert_close(a, b)
+
+
+def test_famo_logit_update_step_by_step():
+    """Two toy losses over three minibatches: the logits follow Adam on the normalised J^T delta."""
+    gamma, lr, eps = 1e-3, 1e-3, 1e-2
+    famo = FAMOWeights(2, torch.device("cpu"), gamma=gamma, w_lr=lr, eps=eps)
+    seq = [torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.9]), torch.tensor([0.45, 1.0])]
+    # reference: plain numpy Adam with L2 weight decay (torch.optim.Adam's convention)
+    w, m, v = np.zeros(2), np.zeros(2), np.zeros(2)
+    b1, b2 = 0.9, 0.999
+    famo.update(seq[0])
+    assert np.allclose(famo.w.detach().numpy(), 0.0)  # first minibatch: nothing to compare with yet
+    for t, (prev, cur) in enumerate(zip(seq[:-1], seq[1:]), start=1):
+        famo.update(cur)
+        z = np.exp(w) / np.exp(w).sum()
+        delta = np.log(prev.numpy() + eps) - np.log(cur.numpy() + eps)
+        J = np.diag(z) - np.outer(z, z)
+        d = J.T @ delta
+        g = d / np.linalg.norm(d) + gamma * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+        np.testing.assert_allclose(famo.w.detach().numpy(), w, rtol=1e-5, atol=1e-9)
+
+
+def test_famo_scheme_actor_is_plain_mean():
+    actor, critic, la, lc, counts = _toy()
+    FAMOScheme(3, torch.device("cpu")).backward(la, lc, counts, [], [])
+    ours = _grads(actor)
+    actor.zero_grad()
+    actor, critic, la, lc, counts = _toy()
+    combine_mean(la, counts).backward()
+    for a, b in zip(ours, _grads(actor)):
+        torch.testing.assert_close(a, b)
+
+
+def test_bad_apply_to():
+    with pytest.raises(ValueError, match="apply_to"):
+        PCGradScheme("trunk")
