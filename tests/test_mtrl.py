@@ -149,3 +149,51 @@ def test_famo_scheme_actor_is_plain_mean():
 def test_bad_apply_to():
     with pytest.raises(ValueError, match="apply_to"):
         PCGradScheme("trunk")
+
+
+def _slsqp_cagrad(GG, c=0.4):
+    from scipy.optimize import minimize
+
+    n = GG.shape[0]
+    b = np.full(n, 1.0 / n)
+    k = c * np.sqrt(GG.mean())
+    obj = lambda w: w @ GG @ b + k * np.sqrt(w @ GG @ w + 1e-12)
+    cons = ({"type": "eq", "fun": lambda w: 1.0 - w.sum()},)
+    res = minimize(
+        obj, b, bounds=[(0.0, 1.0)] * n, constraints=cons, method="SLSQP", options={"ftol": 1e-15, "maxiter": 2000}
+    )
+    return res.x
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cagrad_weights_and_update_match_scipy_slsqp(seed):
+    from mtbench.mtrl.cagrad import cagrad, cagrad_weights
+
+    rng = np.random.default_rng(seed)
+    n = [2, 3, 5, 10, 20, 50][seed]
+    G = rng.normal(size=(n, 3 * n + 7)) + rng.normal(size=(1, 3 * n + 7)) * rng.random() * 2
+    GG = G @ G.T
+    w_ref = _slsqp_cagrad(GG)
+    w = cagrad_weights(torch.from_numpy(GG)).numpy()
+    assert np.abs(w - w_ref).max() <= 1e-3 * np.abs(w_ref).max()
+    # the update, written from the paper with scipy's weights
+    g0 = G.mean(0)
+    gw = w_ref @ G
+    ref = n * (g0 + 0.4 * np.sqrt(GG.mean()) / np.linalg.norm(gw) * gw) / (1 + 0.4**2)
+    ours = cagrad(torch.from_numpy(G)).numpy()
+    assert np.linalg.norm(ours - ref) <= 1e-3 * np.linalg.norm(ref)
+
+
+def test_simplex_projection_matches_brute_force():
+    from scipy.optimize import minimize
+
+    from mtbench.mtrl.cagrad import project_simplex
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        v = rng.normal(size=6) * 2
+        ours = project_simplex(torch.from_numpy(v)).numpy()
+        cons = ({"type": "eq", "fun": lambda x: x.sum() - 1.0},)
+        ref = minimize(lambda x, v=v: ((x - v) ** 2).sum(), np.full(6, 1 / 6), bounds=[(0, None)] * 6,
+                       constraints=cons, method="SLSQP", options={"ftol": 1e-14}).x  # fmt: skip
+        np.testing.assert_allclose(ours, ref, atol=1e-5)

@@ -122,7 +122,9 @@ def test_report_over_two_seeds(tmp_path):
     assert "| ppo | 2 tasks | 2 |" in md and (tmp_path / "report.png").is_file()
 
 
-@pytest.mark.parametrize("scheme", ["scheme=pcgrad", "scheme=famo", "scheme=pcgrad scheme.apply_to=both"])
+@pytest.mark.parametrize(
+    "scheme", ["scheme=pcgrad", "scheme=famo", "scheme=cagrad", "scheme=pcgrad scheme.apply_to=both"]
+)
 def test_schemes_train_from_the_command_line(tmp_path, scheme):
     run(SMALL + scheme.split() + [f"runs_dir={tmp_path}", "experiment=s", "max_iterations=2"])
     ckpt = torch.load(tmp_path / "s" / "checkpoints" / "latest.pt", weights_only=False)

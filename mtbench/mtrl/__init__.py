@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from mtbench.mtrl.cagrad import cagrad
 from mtbench.mtrl.famo import FAMOWeights
 from mtbench.mtrl.grads import add_flat_grad, task_gradients
 from mtbench.mtrl.pcgrad import pcgrad
@@ -41,26 +42,49 @@ class MeanScheme:
         pass
 
 
-class PCGradScheme(MeanScheme):
-    """Per-task gradients of the chosen group(s) combined by PCGrad; the rest by the plain mean."""
+class _GradientScheme(MeanScheme):
+    """Per-task gradients of the chosen group(s) combined by `combine`; the rest by the plain mean."""
 
-    name = "pcgrad"
-
-    def __init__(self, apply_to: str = "critic", generator: torch.Generator | None = None):
+    def __init__(self, apply_to: str = "critic"):
         if apply_to not in APPLY_TO:
             raise ValueError(f"apply_to must be one of {APPLY_TO}, got {apply_to!r}")
-        self.apply_to, self.gen = apply_to, generator
+        self.apply_to = apply_to
+
+    def combine(self, G: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
         parts = {"actor": (actor_losses, actor_params), "critic": (critic_losses, critic_params)}
         chosen = ("actor", "critic") if self.apply_to == "both" else (self.apply_to,)
-        grads = [(parts[k][1], pcgrad(task_gradients(parts[k][0], parts[k][1]), self.gen)) for k in chosen]
+        grads = [(parts[k][1], self.combine(task_gradients(parts[k][0], parts[k][1]))) for k in chosen]
         plain = [combine_mean(parts[k][0], counts) for k in parts if k not in chosen]
         if plain:
             sum(plain).backward()
         for params, g in grads:
             add_flat_grad(params, g)
         return (combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)).detach()
+
+
+class PCGradScheme(_GradientScheme):
+    name = "pcgrad"
+
+    def __init__(self, apply_to: str = "critic", generator: torch.Generator | None = None):
+        super().__init__(apply_to)
+        self.gen = generator
+
+    def combine(self, G: torch.Tensor) -> torch.Tensor:
+        return pcgrad(G, self.gen)
+
+
+class CAGradScheme(_GradientScheme):
+    name = "cagrad"
+
+    def __init__(self, apply_to: str = "critic", c: float = 0.4):
+        super().__init__(apply_to)
+        self.c = c
+
+    def combine(self, G: torch.Tensor) -> torch.Tensor:
+        return cagrad(G, self.c)
 
 
 class FAMOScheme(MeanScheme):
@@ -85,7 +109,7 @@ class FAMOScheme(MeanScheme):
         self.weights.load_state_dict(state)
 
 
-SCHEMES = {"none": MeanScheme, "pcgrad": PCGradScheme, "famo": FAMOScheme}
+SCHEMES = {"none": MeanScheme, "pcgrad": PCGradScheme, "cagrad": CAGradScheme, "famo": FAMOScheme}
 
 
 def make_scheme(name: str, n_tasks: int, device: torch.device, generator: torch.Generator | None = None, **kw):
@@ -94,6 +118,8 @@ def make_scheme(name: str, n_tasks: int, device: torch.device, generator: torch.
         return MeanScheme()
     if name == "pcgrad":
         return PCGradScheme(generator=generator, **kw)
+    if name == "cagrad":
+        return CAGradScheme(**kw)
     if name == "famo":
         return FAMOScheme(n_tasks, device, **kw)
     raise ValueError(f"unknown scheme {name!r}; available: {', '.join(sorted(SCHEMES))}")
