@@ -197,3 +197,20 @@ def test_simplex_projection_matches_brute_force():
         ref = minimize(lambda x, v=v: ((x - v) ** 2).sum(), np.full(6, 1 / 6), bounds=[(0, None)] * 6,
                        constraints=cons, method="SLSQP", options={"ftol": 1e-14}).x  # fmt: skip
         np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_multihead_equals_explicit_per_task_linear_layers():
+    from mtbench.nets import count_parameters, make_network
+
+    net = make_network("multihead", 13, 4, 3, actor_units=(16, 8), critic_units=(16, 8))
+    x = torch.randn(12, 13)
+    task = torch.arange(12) % 3
+    mu, _, v = net(x, task)
+    h = net.actor_trunk(x)
+    for i in range(12):
+        t = int(task[i])
+        torch.testing.assert_close(mu[i], h[i] @ net.actor_heads.weight[t] + net.actor_heads.bias[t])
+    counts = count_parameters(net)
+    trunk = (13 * 16 + 16) + (16 * 8 + 8)
+    assert counts["actor"] == trunk + 3 * (8 * 4 + 4) + 4 and counts["critic"] == trunk + 3 * (8 + 1)
+    assert counts["total"] == counts["actor"] + counts["critic"]
