@@ -41,4 +41,25 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         out.append(path)
+    if any(k.startswith("grad_cos") for k in rows[0]):
+        out.append(_plot_conflicts(rows, Path(run_dir)))
     return out
+
+
+def _plot_conflicts(rows: list[dict], run_dir: Path) -> Path:
+    """Per-task gradient cosine similarity (mean and min over task pairs) for actor and critic."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for part, color in (("actor", "tab:blue"), ("critic", "tab:red")):
+        for stat, style in (("mean", "-"), ("min", ":")):
+            xs, ys = _series(rows, f"grad_cos_{stat}/{part}", "frames")
+            ax.plot([x * 1e-6 for x in xs], ys, style, color=color, label=f"{part} {stat}")
+    ax.axhline(0.0, color="black", lw=0.5)
+    ax.set_xlabel("frames (M)")
+    ax.set_ylabel("cosine similarity of task gradients")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = run_dir / "grad_conflict.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

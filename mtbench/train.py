@@ -248,6 +248,7 @@ def _row(it, frames, elapsed, batch, t_collect, t_update, metrics, ep, names) ->
         "loss/bounds": m["bounds"], "kl": m["kl"], "clipfrac": m["clipfrac"], "grad_norm": m["grad_norm"],
         "lr": m["lr"], "std": m["std"],
     }  # fmt: skip
+    row.update({k: v for k, v in m.items() if k.startswith("grad_cos")})
     for i, name in enumerate(names):
         row[f"success/{name}"] = ep["success"][i]
         row[f"return/{name}"] = ep["return"][i]

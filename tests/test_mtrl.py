@@ -214,3 +214,12 @@ def test_multihead_equals_explicit_per_task_linear_layers():
     trunk = (13 * 16 + 16) + (16 * 8 + 8)
     assert counts["actor"] == trunk + 3 * (8 * 4 + 4) + 4 and counts["critic"] == trunk + 3 * (8 + 1)
     assert counts["total"] == counts["actor"] + counts["critic"]
+
+
+def test_conflict_stats_match_pairwise_cosines():
+    from mtbench.mtrl.grads import conflict_stats
+
+    G = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, 0.0]])
+    mean, low = conflict_stats(G, torch.tensor([True, True, True, False]))
+    # pairs (0,1): 0, (0,2): -1, (1,2): 0
+    assert float(mean) == pytest.approx(-1 / 3) and float(low) == pytest.approx(-1.0)

@@ -130,3 +130,10 @@ def test_schemes_train_from_the_command_line(tmp_path, scheme):
     ckpt = torch.load(tmp_path / "s" / "checkpoints" / "latest.pt", weights_only=False)
     assert ckpt["config"]["scheme"]["name"] == scheme.split()[0].split("=")[1]
     assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())
+
+
+def test_gradient_conflict_logging_and_plot(tmp_path):
+    run(SMALL + ["train.ppo.log_grad_conflict=true", f"runs_dir={tmp_path}", "experiment=g", "max_iterations=2"])
+    rows = [json.loads(line) for line in open(tmp_path / "g" / "metrics.jsonl")]
+    assert -1.0 <= rows[-1]["grad_cos_min/critic"] <= rows[-1]["grad_cos_mean/critic"] <= 1.0
+    assert (tmp_path / "g" / "grad_conflict.png").is_file()

@@ -21,6 +21,7 @@ from torch import nn
 
 from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standardize_per_task, task_counts
 from mtbench.mtrl import MeanScheme
+from mtbench.mtrl.grads import conflict_stats, task_gradients
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -46,6 +47,7 @@ class PPOConfig:
     normalize_value: bool = True
     normalize_advantage: bool = True
     per_task_advantage: bool = True
+    log_grad_conflict: bool = False  # per-task gradient cosine similarity, first minibatch of each iteration
 
     @classmethod
     def from_dict(cls, d: dict) -> PPOConfig:
@@ -223,6 +225,8 @@ class PPO:
                 idx = perm[start : start + cfg.minibatch_size]
                 mb = {k: v[idx] for k, v in data.items()}
                 losses = self.task_losses(mb)
+                if cfg.log_grad_conflict and n_mb == 0:
+                    sums.update(self._conflicts(losses, actor_params, critic_params))
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheme.backward(losses["actor"], losses["critic"], losses["counts"], actor_params, critic_params)
                 grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
@@ -238,9 +242,19 @@ class PPO:
                 n_mb += 1
             if cfg.schedule == "adaptive":
                 self._adapt_lr(float(epoch_kl) / (B // cfg.minibatch_size))
-        out = {k: v / n_mb for k, v in sums.items()}
+        out = {k: v / (1 if k.startswith("grad_cos") else n_mb) for k, v in sums.items()}
         out["lr"] = torch.tensor(self.lr)
         out["std"] = self.net.log_std.detach().exp().mean()
+        return out
+
+    def _conflicts(self, losses: dict, actor_params: list, critic_params: list) -> dict[str, torch.Tensor]:
+        """Cosine similarity of per-task actor and critic gradients (tasks present in the minibatch)."""
+        present = losses["counts"] > 0
+        out = {}
+        for part, params in (("actor", actor_params), ("critic", critic_params)):
+            G = task_gradients(losses[part], params)
+            mean, low = conflict_stats(G, present)
+            out[f"grad_cos_mean/{part}"], out[f"grad_cos_min/{part}"] = mean.detach(), low.detach()
         return out
 
     def _adapt_lr(self, kl: float) -> None:

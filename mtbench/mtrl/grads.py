@@ -33,3 +33,17 @@ def add_flat_grad(params: list[torch.nn.Parameter], flat: torch.Tensor) -> None:
         g = flat[offset : offset + k].view_as(p)
         p.grad = g.clone() if p.grad is None else p.grad + g
         offset += k
+
+
+def conflict_stats(G: torch.Tensor, present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and minimum cosine similarity over task pairs i < j of per-task gradients G (n, P), counting
+    only pairs of `present` tasks (MTBench paper, Figure 5: negative values are conflicting tasks).
+    Masked, not indexed, so nothing waits for the device."""
+    n = G.shape[0]
+    unit = G / G.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    cos = unit @ unit.T
+    i, j = torch.triu_indices(n, n, offset=1, device=G.device)
+    pairs = cos[i, j]
+    mask = torch.ones_like(pairs, dtype=torch.bool) if present is None else present[i] & present[j]
+    mean = (pairs * mask).sum() / mask.sum().clamp_min(1)
+    return mean, torch.where(mask, pairs, torch.full_like(pairs, float("inf"))).min()
