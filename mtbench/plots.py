@@ -11,10 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from mtbench.runlog import read_metrics  # noqa: E402
 
+SMOOTH = 10  # iterations in the moving average of the per-iteration episode statistics
 
-def _series(rows: list[dict], key: str, x: str) -> tuple[list[float], list[float]]:
+
+def _series(rows: list[dict], key: str, x: str, smooth: int = 1) -> tuple[list[float], list[float]]:
+    """(x, y) of the rows that have `key`; y averaged over the last `smooth` such rows (each iteration
+    sees only the episodes that ended in it, so raw per-task curves are noisy)."""
     pts = [(r[x], r[key]) for r in rows if r.get(key) is not None]
-    return [p[0] for p in pts], [p[1] for p in pts]
+    ys = [p[1] for p in pts]
+    avg = [sum(ys[max(0, i - smooth + 1) : i + 1]) / len(ys[max(0, i - smooth + 1) : i + 1]) for i in range(len(ys))]
+    return [p[0] for p in pts], avg
 
 
 def plot_run(run_dir: Path) -> list[Path]:
@@ -27,15 +33,15 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         for ax, (x, xlabel, scale) in zip(axes, (("frames", "frames (M)", 1e-6), ("time", "wall-clock (min)", 1 / 60))):
             for task in tasks:
-                xs, ys = _series(rows, f"{metric}/{task}", x)
+                xs, ys = _series(rows, f"{metric}/{task}", x, SMOOTH)
                 ax.plot([v * scale for v in xs], ys, lw=0.8, alpha=0.6, label=task)
-            xs, ys = _series(rows, metric, x)
+            xs, ys = _series(rows, metric, x, SMOOTH)
             ax.plot([v * scale for v in xs], ys, color="black", lw=2.0, label="mean")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle(f"{Path(run_dir).name}: {label} of training episodes")
+        fig.suptitle(f"{Path(run_dir).name}: {label} of training episodes ({SMOOTH}-iteration moving average)")
         fig.tight_layout()
         path = Path(run_dir) / f"curve_{metric}.png"
         fig.savefig(path, dpi=110)
