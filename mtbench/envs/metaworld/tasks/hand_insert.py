@@ -6,6 +6,7 @@ import torch
 
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState, needs_redraw_xy, norm
+from mtbench.envs.metaworld.tasks.reach_push_pick import PUCK_CAGING
 
 
 class HandInsert(MetaWorldTask):
@@ -37,15 +38,7 @@ class HandInsert(MetaWorldTask):
         obj, tcp_opened = obs[:, 4:7], obs[:, 3]
         target_to_obj = norm(obj - s.target_pos)
         in_place = tolerance(target_to_obj, 0.0, radius, norm(s.obj_init_pos - s.target_pos), "long_tail")
-        grasped = s.caging(
-            action,
-            obj,
-            obj_radius=0.015,
-            pad_success_thresh=0.05,
-            object_reach_radius=0.01,
-            xz_thresh=0.005,
-            high_density=True,
-        )
+        grasped = s.caging(action, obj, **PUCK_CAGING, high_density=True)
         reward = hamacher_product(grasped, in_place)
         near = (norm(obj - s.tcp_center) < 0.02) & (tcp_opened > 0)
         reward = torch.where(near, reward + 1.0 + 7.0 * in_place, reward)

@@ -8,6 +8,10 @@ import torch
 from mtbench.envs.metaworld.rewards import hamacher_product, tolerance
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState, needs_redraw_xy, norm
 
+# the caging radii and thresholds Meta-World gives a 1.5 cm puck held by the pads (push, the wall variants,
+# hand-insert)
+PUCK_CAGING = dict(obj_radius=0.015, pad_success_thresh=0.05, object_reach_radius=0.01, xz_thresh=0.005)
+
 
 class _Puck(MetaWorldTask):
     hand_init_pos = (0.0, 0.6, 0.2)
@@ -62,15 +66,7 @@ class Push(_Puck):
         tcp_to_obj = norm(obj - tcp)
         target_to_obj = norm(obj - s.target_pos)
         in_place = tolerance(target_to_obj, 0.0, 0.05, norm(s.obj_init_pos - s.target_pos), "long_tail")
-        grasped = s.caging(
-            action,
-            obj,
-            obj_radius=0.015,
-            pad_success_thresh=0.05,
-            object_reach_radius=0.01,
-            xz_thresh=0.005,
-            high_density=True,
-        )
+        grasped = s.caging(action, obj, **PUCK_CAGING, high_density=True)
         reward = 2.0 * grasped
         reward = torch.where((tcp_to_obj < 0.02) & (tcp_opened > 0), 2.0 * reward + 1.0 + 5.0 * in_place, reward)
         reward = torch.where(target_to_obj < 0.05, torch.full_like(reward, 10.0), reward)
@@ -183,15 +179,7 @@ class PushWall(Push):
         # the midpoint rides at the puck's current height, so only x and y steer it round the wall
         midpoint = torch.stack((torch.full_like(obj[:, 0], -0.05), torch.full_like(obj[:, 0], 0.77), obj[:, 2]), 1)
         to_mid, to_target = _around_wall(s, obj, midpoint, s.const((3.0, 1.0, 1.0)))
-        grasped = s.caging(
-            action,
-            obj,
-            obj_radius=0.015,
-            pad_success_thresh=0.05,
-            object_reach_radius=0.01,
-            xz_thresh=0.005,
-            high_density=True,
-        )
+        grasped = s.caging(action, obj, **PUCK_CAGING, high_density=True)
         pushing = torch.where(
             obj[:, 1] > 0.75, 2.0 * grasped + 1.0 + 4.0 + 3.0 * to_target, 2.0 * grasped + 1.0 + 4.0 * to_mid
         )
@@ -216,9 +204,7 @@ class PickPlaceWall(PickPlace):
         )
         to_mid, to_target = _around_wall(s, obj, midpoint, s.const((1.0, 1.0, 3.0)))
         # unlike pick-place, the base class's caging (no density averaging)
-        grasped = s.caging(
-            action, obj, obj_radius=0.015, pad_success_thresh=0.05, object_reach_radius=0.01, xz_thresh=0.005
-        )
+        grasped = s.caging(action, obj, **PUCK_CAGING)
         reward = hamacher_product(grasped, to_mid)
         lifted = (norm(obj - tcp) < 0.02) & (tcp_opened > 0) & (obj[:, 2] - 0.015 > s.obj_init_pos[:, 2])
         carried = torch.where(obj[:, 1] > 0.75, reward + 1.0 + 4.0 + 3.0 * to_target, reward + 1.0 + 4.0 * to_mid)
