@@ -118,14 +118,11 @@ def contact_sheet(
     return path
 
 
-def record_policy_videos(agent, cfg, out_dir: Path) -> list[Path]:
-    """Test mode's `record_videos=True`: one deterministic episode per task as MP4, plus a contact sheet."""
-    from mtbench.train import build_env
-
-    env = build_env(cfg, task_counts=[1] * len(cfg.task_ids), goal_mode="rand", random_init_progress=False)
-    env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
-    task = env.task_index.to(agent.device)
-    act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
+def record_policy_videos(
+    env: MultiTaskVecEnv, act: Callable[[MultiTaskVecEnv], torch.Tensor], out_dir: Path
+) -> list[Path]:
+    """Test mode's `record_videos=True`: one episode per task (world 0 of each block) as MP4, plus a
+    contact sheet."""
     frames = record_episode(env, act)
     paths = write_videos(frames, env.task_names, out_dir)
     paths.append(contact_sheet(frames, env.task_names, out_dir / "contact_sheet.png"))

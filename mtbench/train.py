@@ -7,6 +7,7 @@ once per iteration, for logging, never inside the rollout or the minibatch loop.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -114,17 +115,23 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     return ckpt
 
 
-def evaluate(agent: PPO, cfg: DictConfig, progress: bool = True) -> list[TaskResult]:
-    """The evaluation protocol: deterministic actions, `eval.episodes_per_task` episodes per task, each with
-    a fresh goal (seeded apart from training), success at any step."""
-    k = int(cfg.eval.episodes_per_task)
+def eval_setup(agent: PPO, cfg: DictConfig, per_task: int):
+    """An env of `per_task` worlds per task for whole episodes with fresh goals (seeded apart from
+    training), and the agent's deterministic policy on it."""
     env = build_env(
-        cfg, task_counts=[k] * len(cfg.task_ids), goal_mode="rand", random_init_progress=False,
+        cfg, task_counts=[per_task] * len(cfg.task_ids), goal_mode="rand", random_init_progress=False,
         terminate_on_success=False,
     )  # fmt: skip
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
     act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
+    return env, act
+
+
+def evaluate(agent: PPO, cfg: DictConfig, progress: bool = True) -> list[TaskResult]:
+    """The evaluation protocol: deterministic actions, `eval.episodes_per_task` episodes per task, each with
+    a fresh goal, success at any step."""
+    env, act = eval_setup(agent, cfg, int(cfg.eval.episodes_per_task))
     with torch_single_threaded(agent.device.type == "cpu"):
         return run_episodes(env, act, progress=progress)
 
@@ -256,19 +263,21 @@ def _row(it, frames, elapsed, batch, t_collect, t_update, metrics, ep, names) ->
     return row
 
 
-def finish(run_dir: Path, results: list[TaskResult], title: str, name: str = "eval") -> None:
-    """Print and save the per-task table, save it as JSON, and draw the learning curves."""
-    import json
-
-    from mtbench.plots import plot_run
-
+def save_results(out_dir: Path, results: list[TaskResult], title: str, name: str) -> None:
+    """Print the per-task table and save it as Markdown and JSON."""
     table = format_table(results, title)
     print(table)
-    (run_dir / f"{name}.md").write_text(table + "\n")
-    (run_dir / f"{name}.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
-    if (run_dir / "metrics.jsonl").exists():
-        for path in plot_run(run_dir):
-            print(f"wrote {path}")
+    (out_dir / f"{name}.md").write_text(table + "\n")
+    (out_dir / f"{name}.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
+
+
+def finish(run_dir: Path, results: list[TaskResult], title: str) -> None:
+    """The end of a training run: the evaluation table and the learning curves."""
+    from mtbench.plots import plot_run
+
+    save_results(run_dir, results, title, "eval")
+    for path in plot_run(run_dir):
+        print(f"wrote {path}")
 
 
 def test(cfg: DictConfig) -> list[TaskResult]:
@@ -279,17 +288,12 @@ def test(cfg: DictConfig) -> list[TaskResult]:
     results = evaluate(agent, cfg, progress=cfg.progress)
     out_dir = Path(cfg.checkpoint).resolve().parent.parent
     title = f"test of {cfg.checkpoint}: {cfg.eval.episodes_per_task} episodes per task (deterministic)"
-    table = format_table(results, title)
-    print(table)
-    stem = f"test_{Path(cfg.checkpoint).stem}"
-    (out_dir / f"{stem}.md").write_text(table + "\n")
-    import json
-
-    (out_dir / f"{stem}.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
+    save_results(out_dir, results, title, f"test_{Path(cfg.checkpoint).stem}")
     if cfg.record_videos:
         from mtbench.render import record_policy_videos
 
-        for path in record_policy_videos(agent, cfg, out_dir / "videos"):
+        env, act = eval_setup(agent, cfg, 1)
+        for path in record_policy_videos(env, act, out_dir / "videos"):
             print(f"wrote {path}")
     return results
 

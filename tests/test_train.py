@@ -137,3 +137,12 @@ def test_gradient_conflict_logging_and_plot(tmp_path):
     rows = [json.loads(line) for line in open(tmp_path / "g" / "metrics.jsonl")]
     assert -1.0 <= rows[-1]["grad_cos_min/critic"] <= rows[-1]["grad_cos_mean/critic"] <= 1.0
     assert (tmp_path / "g" / "grad_conflict.png").is_file()
+
+
+def test_test_mode_records_videos(tmp_path):
+    run(SMALL + [f"runs_dir={tmp_path}", "experiment=v", "max_iterations=1", "env.episode_length=20"])
+    ckpt = f"{tmp_path}/v/checkpoints/latest.pt"
+    run(SMALL + [f"checkpoint={ckpt}", "test=True", "record_videos=True", "env.episode_length=20"])
+    videos = tmp_path / "v" / "videos"
+    assert sorted(p.name for p in videos.iterdir()) == ["contact_sheet.png", "push-v3.mp4", "reach-v3.mp4"]
+    assert all(p.stat().st_size > 1000 for p in videos.iterdir())
