@@ -1,6 +1,7 @@
 """`mtbench bench env`: env-steps/s of our CPU engine, of the reference vector env, and of raw MuJoCo C
 on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable.
-`mtbench bench train`: end-to-end MT-PPO frames/s against env-only frames/s of the same env."""
+`mtbench bench train`: end-to-end MT-PPO frames/s against env-only frames/s of the same env.
+`mtbench bench update`: time of one PPO gradient step for each Table 1 method, relative to vanilla MT-PPO."""
 
 from __future__ import annotations
 
@@ -124,13 +125,108 @@ def train_speed(args: list[str]) -> None:
     )
 
 
+def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats: int) -> float:
+    """Median seconds of one minibatch gradient step (forward, per-task losses, scheme, clip, Adam) of the
+    method given by `overrides`, on a synthetic rollout of exactly one minibatch."""
+    from mtbench.algos.ppo import Rollout
+    from mtbench.config import compose, resolve_config
+    from mtbench.train import build_agent
+
+    task = "mt10" if n_tasks == 10 else "mt50"
+    horizon = 32
+    n_envs = minibatch // horizon
+    cfg = resolve_config(compose([f"task={task}", f"num_envs={n_envs}", f"train.ppo.minibatch_size={minibatch}",
+                                  "train.ppo.mini_epochs=1", "progress=false", *overrides]))  # fmt: skip
+    obs_dim = 39 + n_tasks
+    agent = build_agent(cfg, obs_dim, 4)
+    gen = torch.Generator().manual_seed(0)
+    task_of_env = torch.arange(n_envs) * n_tasks // n_envs
+    buf = Rollout.empty(horizon, n_envs, obs_dim, 4, task_of_env.to(agent.device))
+    buf.obs[..., :39] = torch.randn(horizon, n_envs, 39, generator=gen)
+    buf.obs[..., 39:] = torch.nn.functional.one_hot(task_of_env, n_tasks).float()
+    buf.actions.normal_(generator=gen)
+    buf.rewards.uniform_(generator=gen)
+    buf.mu.normal_(generator=gen)
+    buf.sigma.fill_(1.0)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        agent.update(buf, torch.zeros(n_envs, device=agent.device))
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))  # the first step warms up
+
+
+def update_overhead(args: list[str]) -> None:
+    """Per-step update time of every Table 1 method at the MT10 and MT50 minibatch sizes of Table 3."""
+    from mtbench.methods import TABLE1
+
+    opt = parse_overrides(args, {"repeats": 3, "methods": ",".join(TABLE1), "sets": "mt10,mt50"})
+    sizes = {"mt10": (10, 16384), "mt50": (50, 25600)}
+    chosen = [m for m in str(opt["methods"]).split(",") if m]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps")
+    print("| method | overrides | " + " | ".join(f"{s.upper()} mb {sizes[s][1]} (s) | vs vanilla" for s in
+                                                  str(opt["sets"]).split(",")) + " |")  # fmt: skip
+    print("|---|---|" + "---:|---:|" * len(str(opt["sets"]).split(",")))
+    base: dict[str, float] = {}
+    for key in ["vanilla", *[m for m in chosen if m != "vanilla"]]:
+        method = TABLE1[key]
+        cells = []
+        for s in str(opt["sets"]).split(","):
+            n_tasks, mb = sizes[s]
+            t = update_step_time(list(method.overrides), n_tasks, mb, int(opt["repeats"]))
+            base.setdefault(s, t)
+            cells.append(f"{t:.3f} | {t / base[s]:.2f}x")
+        print(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | " + " | ".join(cells) + " |",
+              flush=True)  # fmt: skip
+
+
+def table1(args: list[str]) -> None:
+    """Train every Table 1 method for the same number of iterations, one after the other, and tabulate the
+    final deterministic success beside the paper's (which is at 250M frames: a short run is a smoke test of
+    stability and ordering, not a reproduction)."""
+    from mtbench.methods import TABLE1
+    from mtbench.train import run
+
+    opt = parse_overrides(args, {"task": "mt10", "iterations": 60, "seed": 1, "methods": ",".join(TABLE1),
+                                 "out": "benchmarks/table1_mt10_cpu", "num_envs": 500})  # fmt: skip
+    out = Path(str(opt["out"]))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for key in str(opt["methods"]).split(","):
+        method = TABLE1[key]
+        name = f"table1_{opt['task']}_{key}_s{opt['seed']}_it{opt['iterations']}"
+        t0 = time.perf_counter()
+        results = run([f"task={opt['task']}", f"seed={opt['seed']}", f"max_iterations={opt['iterations']}",
+                       f"num_envs={opt['num_envs']}", "max_minutes=null", f"experiment={name}", "progress=false",
+                       *method.overrides])  # fmt: skip
+        minutes = (time.perf_counter() - t0) / 60
+        success = 100 * sum(r.success for r in results) / len(results)
+        paper = method.paper_mt10 if opt["task"] == "mt10" else method.paper_mt50
+        frames = int(opt["iterations"]) * 32 * int(opt["num_envs"])
+        rows.append(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | {success:.1f} | "
+                    f"{frames / 1e6:.2f}M | {minutes:.1f} | {paper[0]:.2f} ± {paper[1]:.2f} |")  # fmt: skip
+        table = "\n".join([
+            f"| method | overrides | success % ({opt['task'].upper()}, ours) | frames | wall min (train + eval) | "
+            f"paper, 250M frames |", "|---|---|---:|---:|---:|---:|", *rows])  # fmt: skip
+        (out / "table1.md").write_text(table + "\n")
+        print(table, flush=True)
+
+
 def main(args: list[str]) -> None:
     if args and args[0] == "train":
         return train_speed(args[1:])
+    if args and args[0] == "update":
+        return update_overhead(args[1:])
+    if args and args[0] == "table1":
+        return table1(args[1:])
     if not args or args[0] != "env":
         raise SystemExit(
             "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [reference=True] ...\n"
-            "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]"
+            "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]\n"
+            "       mtbench bench update [repeats=3] [methods=vanilla,pcgrad,...] [sets=mt10,mt50]\n"
+            "       mtbench bench table1 [task=mt10] [iterations=60] [seed=1] [methods=...] [out=DIR]"
         )
     opt = parse_overrides(
         args[1:],

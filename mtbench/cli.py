@@ -14,7 +14,7 @@ USAGE = """usage:
                 [test=True checkpoint=runs/<experiment>/checkpoints/best.pt [record_videos=True]]
                 (all keys: mtbench train --help)
   mtbench report [out=DIR] runs/<experiment> [runs/<experiment> ...]
-  mtbench params [train=ppo|ppo_mt50|ppo_multihead] [task=mt10|mt50]   (parameter counts)
+  mtbench params [network=mlp|multihead|care|moore|paco|...] [task=mt10|mt50]   (parameter counts)
   mtbench play task=mt10 policy=expert|random [num_envs=50*tasks] [episode_length=500] [goal_mode=metaworld]
                [seed=42] [sim_device=cpu] [backend=auto] [noise=0.0]
                [render=True [render_dir=renders] [render_steps=150]]  (MP4 per task + PNG contact sheet)
@@ -108,18 +108,17 @@ def _render(opt: dict) -> None:
 
 def params(args: list[str]) -> None:
     """Parameter counts of the configured network (any `mtbench train` keys), for equal-size comparisons."""
-    from mtbench.config import ConfigError, compose, resolve_config
+    from mtbench.config import ConfigError, compose, resolve_config, run_label
     from mtbench.nets import count_parameters, make_network
 
     try:
         cfg = resolve_config(compose(args + ["sim_device=cpu"]))
     except ConfigError as e:
         raise SystemExit(f"mtbench params: {e}") from None
-    net_cfg = dict(cfg.train.network)
-    name = net_cfg.pop("name")
     n = len(cfg.task_ids)
-    counts = count_parameters(make_network(name, 39 + n, 4, n, **net_cfg))
-    print(f"network {name} ({cfg.train.name}) for {n} tasks: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    counts = count_parameters(make_network(39 + n, 4, list(cfg.task_names), **cfg.network))
+    label = run_label(cfg) or cfg.network.name
+    print(f"network {label} for {n} tasks: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,18 +43,28 @@ def compose(overrides: list[str]) -> DictConfig:
         msg = str(e).splitlines()[0]
         if msg.startswith("Could not override"):
             key = msg.split("'")[1]
-            parent = cfg_keys(key.rsplit(".", 1)[0]) if "." in key else cfg_keys("")
+            groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]  # e.g. network=moore
+            parent = cfg_keys(key.rsplit(".", 1)[0] if "." in key else "", groups)
             msg = f"unknown key {key!r}; valid keys here: {', '.join(parent)}"
+        elif "Could not find '" in msg:  # a config group option that does not exist, e.g. network=resnet
+            group, name = msg.split("Could not find '")[1].split("'")[0].rsplit("/", 1)
+            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            msg = f"unknown {group} {name!r}; available: {', '.join(options)}"
         raise ConfigError(f"{msg}\nSee `mtbench train --help` and mtbench/conf/config.yaml for all keys.") from e
 
 
-def cfg_keys(path: str) -> list[str]:
-    """Keys of the default config at dotted `path` ('' for the top level), for error messages."""
+def cfg_keys(path: str, groups: list[str] | None = None) -> list[str]:
+    """Keys of the config at dotted `path` ('' for the top level) with the config groups chosen in `groups`
+    (e.g. ["network=moore"]), for error messages."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import ConfigCompositionException
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        node = hydra_compose("config")
+        try:
+            node = hydra_compose("config", overrides=groups or [])
+        except ConfigCompositionException:  # the groups themselves are invalid: list the defaults' keys
+            node = hydra_compose("config")
     for part in filter(None, path.split(".")):
         node = node.get(part) if isinstance(node, DictConfig) else None
     return sorted(node.keys()) if isinstance(node, DictConfig) else []
@@ -97,6 +107,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"task_counts {counts} must have one positive entry per task ({len(ids)}) and sum to "
                 f"num_envs={cfg.num_envs}"
             )
+        _resolve_network(cfg.network, len(ids))
         ppo = cfg.train.ppo
         if ppo.minibatch_size is None:
             batch = cfg.num_envs * ppo.horizon
@@ -116,12 +127,29 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
             cfg.runs_dir, cfg.experiment = str(run_dir.parent), run_dir.name
         if cfg.experiment is None:
             label = cfg.task if cfg.task_id is None else f"{len(ids)}tasks"
-            cfg.experiment = f"{label}_{cfg.train.name}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+            method = "_".join(x for x in (cfg.train.name, run_label(cfg)) if x)
+            cfg.experiment = f"{label}_{method}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
         if cfg.test and cfg.checkpoint is None:
             raise ConfigError("test=True needs checkpoint=runs/<experiment>/checkpoints/best.pt (or latest.pt)")
         if cfg.record_videos and not cfg.test:
             raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
     return cfg
+
+
+def _resolve_network(net: DictConfig, n_tasks: int) -> None:
+    """Fill `null` network sizes from the network's `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3
+    gives two columns; sets of more than 10 tasks take the MT50 one), then drop that table."""
+    table = net.pop("by_task_set", None) or {}
+    for key, (mt10, mt50) in table.items():
+        if net.get(key) is None:
+            net[key] = mt10 if n_tasks <= 10 else mt50
+
+
+def run_label(cfg: DictConfig) -> str:
+    """Network and scheme in a run's name when they are not the vanilla ones, e.g. `moore_mh_pcgrad`."""
+    net = cfg.network.name + ("_mh" if cfg.network.get("multihead") else "")
+    parts = [net if net != "mlp" else "", cfg.scheme.name if cfg.scheme.name != "none" else ""]
+    return "_".join(p for p in parts if p)
 
 
 def benchmark_names() -> str:

@@ -81,10 +81,8 @@ def build_env(cfg: DictConfig, **overrides) -> MultiTaskVecEnv:
 
 def build_agent(cfg: DictConfig, obs_dim: int, action_dim: int) -> PPO:
     n_tasks = len(cfg.task_ids)
-    net_cfg = dict(cfg.train.network)
-    name = net_cfg.pop("name")
     torch.manual_seed(cfg.seed)
-    net = make_network(name, obs_dim, action_dim, n_tasks, **net_cfg)
+    net = make_network(obs_dim, action_dim, list(cfg.task_names), **cfg.network)
     gen = torch.Generator(device=cfg.rl_device)
     gen.manual_seed(cfg.seed)
     ppo_cfg = PPOConfig.from_dict(dict(cfg.train.ppo))
@@ -108,9 +106,10 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     obs_dim = 39 + len(cfg.task_ids)
     if ckpt["obs_dim"] != obs_dim:
         raise ConfigError(f"checkpoint {path} has observation size {ckpt['obs_dim']}, this env gives {obs_dim}")
-    if dict(ckpt["network"]) != dict(cfg.train.network):
+    if dict(ckpt["network"]) != dict(cfg.network):
         raise ConfigError(
-            f"checkpoint network {dict(ckpt['network'])} differs from train.network {dict(cfg.train.network)}"
+            f"checkpoint network {dict(ckpt['network'])} differs from network {dict(cfg.network)}; "
+            f"pass the checkpoint's network=... and its settings"
         )
     return ckpt
 
@@ -186,7 +185,7 @@ def train(cfg: DictConfig) -> list[TaskResult]:
             "agent": agent.state_dict(), "env": env.state_dict(), "rl_gen": agent.gen.get_state(),
             "iteration": iteration, "frames": frames, "elapsed": elapsed, "best": best, "recent": recent,
             "task_ids": list(cfg.task_ids), "task_names": names, "obs_dim": env.obs_dim,
-            "network": OmegaConf.to_container(cfg.train.network), "config": OmegaConf.to_container(cfg),
+            "network": OmegaConf.to_container(cfg.network), "config": OmegaConf.to_container(cfg),
         }  # fmt: skip
 
     bar = tqdm(
@@ -255,7 +254,7 @@ def _row(it, frames, elapsed, batch, t_collect, t_update, metrics, ep, names) ->
         "loss/bounds": m["bounds"], "kl": m["kl"], "clipfrac": m["clipfrac"], "grad_norm": m["grad_norm"],
         "lr": m["lr"], "std": m["std"],
     }  # fmt: skip
-    row.update({k: v for k, v in m.items() if k.startswith("grad_cos")})
+    row.update({k: v for k, v in m.items() if k.startswith("grad_cos") or k == "masked_tasks"})
     for i, name in enumerate(names):
         row[f"success/{name}"] = ep["success"][i]
         row[f"return/{name}"] = ep["return"][i]

@@ -202,7 +202,7 @@ def test_simplex_projection_matches_brute_force():
 def test_multihead_equals_explicit_per_task_linear_layers():
     from mtbench.nets import count_parameters, make_network
 
-    net = make_network("multihead", 13, 4, 3, actor_units=(16, 8), critic_units=(16, 8))
+    net = make_network(13, 4, ["a", "b", "c"], "multihead", actor_units=(16, 8), critic_units=(16, 8))
     x = torch.randn(12, 13)
     task = torch.arange(12) % 3
     mu, _, v = net(x, task)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standardize_per_task
-from mtbench.algos.ppo import PPO, PPOConfig, gaussian_kl
+from mtbench.algos.ppo import PPO, PPOConfig, Rollout, gaussian_kl
 from mtbench.mtrl import MeanScheme, combine_mean
 from mtbench.nets import make_network
 
@@ -75,7 +75,7 @@ def test_gae_matches_the_definition():
 
 
 def _agent(n_tasks=3, **cfg):
-    net = make_network("mlp", 10 + n_tasks, 4, n_tasks, actor_units=(16,), critic_units=(16,))
+    net = make_network(10 + n_tasks, 4, [str(i) for i in range(n_tasks)], "mlp", actor_units=(16,), critic_units=(16,))
     gen = torch.Generator().manual_seed(0)
     return PPO(net, 10 + n_tasks, n_tasks, PPOConfig(**cfg), torch.device("cpu"), gen)
 
@@ -145,3 +145,35 @@ def test_bad_ppo_settings_are_rejected():
         PPOConfig.from_dict({"horizn": 32})
     with pytest.raises(ValueError, match="schedule"):
         PPOConfig.from_dict({"schedule": "cosine"})
+
+
+def test_paco_masks_out_and_resets_only_the_exploding_task():
+    """PaCo's Algorithm 1 inside a real PPO update: task 1's returns are absurd, so its loss exceeds the
+    threshold in every minibatch; it must be left out of the loss, its compositional vector re-drawn inside the
+    convex hull of the healthy tasks' vectors and its Adam moments cleared; the healthy tasks still train."""
+    n, T, N = 3, 4, 12
+    net = make_network(10 + n, 4, ["a", "b", "c"], "paco", K=4, D=16, loss_threshold=50.0)
+    gen = torch.Generator().manual_seed(0)
+    agent = PPO(net, 10 + n, n, PPOConfig(minibatch_size=24, mini_epochs=2, normalize_value=False,
+                                          normalize_advantage=False), torch.device("cpu"), gen)  # fmt: skip
+    task = torch.arange(N) % n
+    buf = Rollout.empty(T, N, 10 + n, 4, task)
+    g = torch.Generator().manual_seed(1)
+    buf.obs[..., :10] = torch.randn(T, N, 10, generator=g)
+    buf.obs[..., 10:] = torch.nn.functional.one_hot(task, n).float()
+    buf.actions.normal_(generator=g)
+    buf.sigma.fill_(1.0)
+    buf.rewards[:, task == 1] = 1e3  # value error ~ 1e7 for task 1 only
+    before = net.task_encoder.weight.detach().clone()
+    metrics = agent.update(buf, torch.zeros(N))
+    assert metrics["masked_tasks"] == 1.0  # exactly one task masked in each of the 2 minibatches (mean over them)
+    w = net.compositional_vectors().detach()
+    # w_1 = beta_0 w_0 + beta_2 w_2 with beta on the simplex (it was re-drawn after the last step)
+    A = torch.cat([torch.stack([w[0], w[2]], 1), torch.ones(1, 2)]).double()  # last row: sum(beta) = 1
+    beta = torch.linalg.lstsq(A, torch.cat([w[1], torch.ones(1)]).double()[:, None]).solution.squeeze(-1)
+    assert torch.allclose(A @ beta, torch.cat([w[1], torch.ones(1)]).double(), atol=1e-5)
+    assert (beta >= -1e-6).all()
+    assert not torch.equal(net.task_encoder.weight[0], before[0])  # the healthy tasks trained
+    state = agent.optimizer.state[net.task_encoder.weight]
+    assert state["exp_avg"][1].abs().max() == 0 and state["exp_avg_sq"][1].abs().max() == 0
+    assert state["exp_avg"][0].abs().max() > 0

@@ -32,6 +32,8 @@ def _cfg(*overrides):
         (["test=True"], "needs checkpoint"),
         (["record_videos=True"], "test=True"),
         (["sim_device=cuda:0"] if not torch.cuda.is_available() else ["task=mt10", "num_envs=5"], "CUDA|fewer"),
+        (["network=resnet"], "unknown network 'resnet'; available: care"),
+        (["network=moore", "network.n_expert=3"], "'network.n_expert'; valid keys here: by_task_set, hidden_dim"),
     ],
 )
 def test_bad_configs_fail_with_a_clear_message(overrides, match):
@@ -130,6 +132,27 @@ def test_schemes_train_from_the_command_line(tmp_path, scheme):
     ckpt = torch.load(tmp_path / "s" / "checkpoints" / "latest.pt", weights_only=False)
     assert ckpt["config"]["scheme"]["name"] == scheme.split()[0].split("=")[1]
     assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())
+
+
+def test_network_sizes_follow_the_task_set():
+    """Table 3's two columns: MOORE 4/6 experts and PaCo 5/20 parameter sets for MT10/MT50; MT25 takes MT50's."""
+    assert _cfg("network=moore").network.n_experts == 4
+    assert _cfg("network=moore", "task=mt50").network.n_experts == 6
+    assert _cfg("network=moore_mh", "task=mt25").network.n_experts == 6
+    assert _cfg("network=moore", "network.n_experts=2").network.n_experts == 2
+    assert _cfg("network=paco").network.K == 5 and _cfg("network=paco", "task=mt50").network.K == 20
+    assert "by_task_set" not in _cfg("network=paco").network
+    assert _cfg("network=care_mh").network.multihead is True
+
+
+@pytest.mark.parametrize("network", ["multihead", "care_mh", "moore", "paco", "soft_modularization"])
+def test_networks_train_from_the_command_line(tmp_path, network):
+    run(SMALL + [f"network={network}", f"runs_dir={tmp_path}", "experiment=n", "max_iterations=2"])
+    ckpt = torch.load(tmp_path / "n" / "checkpoints" / "latest.pt", weights_only=False)
+    assert ckpt["network"]["name"] == network.removesuffix("_mh")
+    assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())
+    with pytest.raises(ConfigError, match="differs from network"):  # resuming with another network
+        run(SMALL + [f"checkpoint={tmp_path}/n/checkpoints/latest.pt", "network=mlp"])
 
 
 def test_gradient_conflict_logging_and_plot(tmp_path):

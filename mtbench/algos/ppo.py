@@ -116,6 +116,8 @@ class PPO:
         self.value_norm = TaskRunningMeanStd(n_tasks, 1, clip=5.0).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-8)
         self.lr = cfg.lr
+        # networks with task-separable parameters (PaCo) mask out exploding task losses and reset those tasks
+        self.stabilized = getattr(self.net, "loss_threshold", None) is not None
 
     # -- acting ------------------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
@@ -227,10 +229,18 @@ class PPO:
                 losses = self.task_losses(mb)
                 if cfg.log_grad_conflict and n_mb == 0:
                     sums.update(self._conflicts(losses, actor_params, critic_params))
+                actor_losses, critic_losses = losses["actor"], losses["critic"]
+                if self.stabilized:
+                    keep = self._loss_mask(losses)
+                    actor_losses = torch.where(keep, actor_losses, 0.0)  # where, not *: 0 * NaN is NaN
+                    critic_losses = torch.where(keep, critic_losses, 0.0)
                 self.optimizer.zero_grad(set_to_none=True)
-                self.scheme.backward(losses["actor"], losses["critic"], losses["counts"], actor_params, critic_params)
+                self.scheme.backward(actor_losses, critic_losses, losses["counts"], actor_params, critic_params)
                 grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
+                if self.stabilized:
+                    self._w_reset(~keep)
+                    sums["masked_tasks"] = sums.get("masked_tasks", 0.0) + (~keep).sum()
                 epoch_kl = epoch_kl + losses["kl"]
                 counts = losses["counts"]
                 for key in ("surrogate", "value_loss", "entropy", "bounds"):
@@ -246,6 +256,23 @@ class PPO:
         out["lr"] = torch.tensor(self.lr)
         out["std"] = self.net.log_std.detach().exp().mean()
         return out
+
+    def _loss_mask(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """PaCo's loss mask-out (Algorithm 1, step 1): False for tasks whose total loss (actor + critic terms)
+        exceeds the network's threshold or is not finite. Tasks absent from the minibatch are kept."""
+        keep = self.net.loss_mask(losses["actor"] + losses["critic"], self.net.loss_threshold).bool()
+        return keep | (losses["counts"] == 0)
+
+    @torch.no_grad()
+    def _w_reset(self, failing: torch.Tensor) -> None:
+        """PaCo's w-reset (Algorithm 1, step 2), plus a fresh start of Adam's moments for the reset rows, so
+        the re-initialised vector is not pushed on by the momentum that made its loss explode."""
+        self.net.w_reset(failing, self.gen)
+        logits = self.net.task_encoder.weight
+        state = self.optimizer.state.get(logits, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key].masked_fill_(failing[:, None], 0.0)
 
     def _conflicts(self, losses: dict, actor_params: list, critic_params: list) -> dict[str, torch.Tensor]:
         """Cosine similarity of per-task actor and critic gradients (tasks present in the minibatch)."""

@@ -1,25 +1,52 @@
-"""Policy and value networks, chosen by name (`network=...` on the command line)."""
+"""Policy and value networks, chosen by name (`network=...` on the command line).
+
+Every network maps (per-task normalised observation with its one-hot tail, task index) to (action mean,
+log-std, normalised value) and splits its parameters into an actor and a critic group for the MTRL
+gradient schemes."""
 
 from __future__ import annotations
 
+import inspect
+
 from torch import nn
 
+from mtbench.nets.care import CAREActorCritic
 from mtbench.nets.mlp import ActorCritic
+from mtbench.nets.moore import MOOREActorCritic
 from mtbench.nets.multihead import MultiHeadActorCritic
+from mtbench.nets.paco import PaCoActorCritic
+from mtbench.nets.soft_modularization import SoftModularActorCritic
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": ActorCritic, "multihead": MultiHeadActorCritic}
+NETWORKS: dict[str, type[nn.Module]] = {
+    "mlp": ActorCritic,
+    "multihead": MultiHeadActorCritic,
+    "care": CAREActorCritic,
+    "moore": MOOREActorCritic,
+    "paco": PaCoActorCritic,
+    "soft_modularization": SoftModularActorCritic,
+}
 
 
-def make_network(name: str, obs_dim: int, action_dim: int, n_tasks: int, **kwargs) -> nn.Module:
-    """Build network `name`; every network maps (normalised obs with one-hot, task index) to
-    (action mean, log-std, value)."""
+def make_network(obs_dim: int, action_dim: int, task_names: list[str], name: str = "mlp", **settings) -> nn.Module:
+    """Build network `name` for the tasks `task_names` (CARE looks up their metadata vectors by name)."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; available: {', '.join(sorted(NETWORKS))}")
-    return NETWORKS[name](obs_dim=obs_dim, action_dim=action_dim, n_tasks=n_tasks, **kwargs)
+    cls = NETWORKS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "obs_dim", "action_dim", "n_tasks"}
+    unknown = sorted(set(settings) - accepted)
+    if unknown:
+        raise ValueError(f"network {name!r} has no settings {unknown}; valid: {sorted(accepted - {'task_names'})}")
+    if "task_names" in accepted:
+        settings["task_names"] = list(task_names)
+    return cls(obs_dim=obs_dim, action_dim=action_dim, n_tasks=len(task_names), **settings)
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:
-    """Trainable parameters: actor, critic, total (the parameter-scaling paper compares at equal totals)."""
-    actor = sum(p.numel() for p in net.actor_parameters())
-    critic = sum(p.numel() for p in net.critic_parameters())
-    return {"actor": actor, "critic": critic, "total": sum(p.numel() for p in net.parameters())}
+    """Trainable parameters: actor, critic, total (the parameter-scaling paper compares at equal totals).
+    Frozen tensors, such as CARE's metadata embedding, are not counted."""
+    count = lambda ps: sum(p.numel() for p in ps if p.requires_grad)  # noqa: E731
+    return {
+        "actor": count(net.actor_parameters()),
+        "critic": count(net.critic_parameters()),
+        "total": count(net.parameters()),
+    }
