@@ -11,9 +11,16 @@ ENGINES = ("cpu", "warp")
 
 
 def make_block(
-    engine: str, model: mujoco.MjModel, n: int, device: torch.device, nthread: int | None = None
+    engine: str,
+    model: mujoco.MjModel,
+    n: int,
+    device: torch.device,
+    nthread: int | None = None,
+    per_world: tuple[str, ...] = (),
 ) -> SceneBlock:
-    """Build `n` worlds of `model` on `engine`; errors name the fix."""
+    """Build `n` worlds of `model` on `engine`; errors name the fix. `per_world` names MjModel fields that
+    get a value per world (domain randomisation: "geom_friction", "body_mass", "body_ipos", ...), readable
+    and writable as `block.fields[name]`; `body_pos` is always per world."""
     if engine == "cpu":
         if device.type != "cpu":
             raise ValueError(
@@ -21,9 +28,9 @@ def make_block(
             )
         from mtbench.sim.cpu import CpuBlock
 
-        return CpuBlock(model, n, nthread=nthread)
+        return CpuBlock(model, n, nthread=nthread, per_world=per_world)
     if engine == "warp":
         from mtbench.sim.warp import WarpBlock
 
-        return WarpBlock(model, n, device=device)
+        return WarpBlock(model, n, device=device, per_world=per_world)
     raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")

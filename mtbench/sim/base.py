@@ -36,8 +36,9 @@ class SceneBlock(ABC):
     site_xpos: torch.Tensor
     geom_xpos: torch.Tensor
     geom_xmat: torch.Tensor
-    # per-world model field, (n, nbody, 3)
+    # per-world model fields, (n, ...): body_pos always, others as asked for at construction
     body_pos: torch.Tensor
+    fields: dict[str, torch.Tensor]
 
     @abstractmethod
     def step(self, nsubstep: int) -> torch.Tensor:
@@ -54,7 +55,8 @@ class SceneBlock(ABC):
 
     @abstractmethod
     def sync_model(self) -> None:
-        """Make writes to `body_pos` take effect (a no-op where the view is the engine's memory)."""
+        """Make writes to `body_pos` and the other per-world `fields` take effect (recompute what the engine
+        derives from them)."""
 
 
 def single_world_state(model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ def _torch(a: np.ndarray) -> torch.Tensor:
 class CpuBlock(SceneBlock):
     """`n` worlds of `model` stepped by MuJoCo C on `nthread` threads."""
 
-    def __init__(self, model: mujoco.MjModel, n: int, nthread: int | None = None):
+    def __init__(self, model: mujoco.MjModel, n: int, nthread: int | None = None, per_world: tuple[str, ...] = ()):
         self.model = model
         self.n = n
         self.device = torch.device("cpu")
@@ -48,7 +48,9 @@ class CpuBlock(SceneBlock):
             setattr(self, name, _torch(b.bind(name)))
         for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
             setattr(self, name, _torch(b.bind(name)))
-        self.body_pos = _torch(b.expand("body_pos"))
+        self.fields = {name: _torch(b.expand(name)) for name in ("body_pos", *per_world)}
+        self.body_pos = self.fields["body_pos"]
+        self._setconst = bool(set(per_world) - {"body_pos"})
         self._warn = b.warning
         self._blowup_ids = [int(w) for w in _BLOWUP_WARNINGS]
         self.forward()
@@ -69,4 +71,6 @@ class CpuBlock(SceneBlock):
         self.batch.forward(sel, stage=mujoco.mjtStage.mjSTAGE_POS.value)
 
     def sync_model(self) -> None:
-        pass
+        """`expand`ed fields are read live; masses and inertias also feed constants mj_setConst derives."""
+        if self._setconst:
+            self.batch.set_const()

@@ -97,14 +97,16 @@ class WarpBlock(SceneBlock):
         device: torch.device | str = "cpu",
         nconmax: int = NCONMAX,
         njmax: int = NJMAX,
+        per_world: tuple[str, ...] = (),
     ):
         self.model = model
         self.n = n
         self.device, self._wdev = _warp_device(torch.device(device))
         self.dtype = torch.float32
         with wp.ScopedDevice(self._wdev):
-            # body_pos gets a leading world axis of size n: MJWarp indexes it as [world % rows]
-            self._m = mjw.put_model(model, batch_sizes={"body_pos": n})
+            # per-world fields get a leading world axis of size n: MJWarp indexes them as [world % rows]
+            names = ("body_pos", *per_world)
+            self._m = mjw.put_model(model, batch_sizes={name: n for name in names})
             self._d = mjw.put_data(model, mujoco.MjData(model), nworld=n, nconmax=nconmax, njmax=njmax)
             gb = model.geom_bodyid
             static = (model.body_weldid[gb] == 0) & (model.body_mocapid[model.body_rootid[gb]] == -1)
@@ -115,7 +117,8 @@ class WarpBlock(SceneBlock):
         # vec3/quat/mat33 arrays arrive from to_torch as (n, k, 3) and (n, k, 3, 3) views
         for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
             setattr(self, name, wp.to_torch(getattr(d, name)))
-        self.body_pos = wp.to_torch(self._m.body_pos)
+        self.fields = {name: wp.to_torch(getattr(self._m, name)) for name in names}
+        self.body_pos = self.fields["body_pos"]
         self.overflow = wp.to_torch(d.overflow)
         """Per-world sticky bitmask of `mjw.OverflowType` (dropped contacts/rows); zero it to re-arm."""
         self._graphs: dict[object, wp.Graph] = {}
