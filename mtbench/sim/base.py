@@ -36,6 +36,7 @@ class SceneBlock(ABC):
     site_xpos: torch.Tensor
     geom_xpos: torch.Tensor
     geom_xmat: torch.Tensor
+    sensordata: torch.Tensor  # (n, nsensordata): on the CPU engine as of the stage `step` computed
     # per-world model fields, (n, ...): body_pos always, others as asked for at construction
     body_pos: torch.Tensor
     fields: dict[str, torch.Tensor]

@@ -46,7 +46,7 @@ class CpuBlock(SceneBlock):
         b = self.batch
         for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
             setattr(self, name, _torch(b.bind(name)))
-        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
+        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat", "sensordata"):
             setattr(self, name, _torch(b.bind(name)))
         self.fields = {name: _torch(b.expand(name)) for name in ("body_pos", *per_world)}
         self.body_pos = self.fields["body_pos"]

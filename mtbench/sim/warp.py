@@ -115,7 +115,7 @@ class WarpBlock(SceneBlock):
         for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
             setattr(self, name, wp.to_torch(getattr(d, name)))
         # vec3/quat/mat33 arrays arrive from to_torch as (n, k, 3) and (n, k, 3, 3) views
-        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat"):
+        for name in ("xpos", "xquat", "site_xpos", "geom_xpos", "geom_xmat", "sensordata"):
             setattr(self, name, wp.to_torch(getattr(d, name)))
         self.fields = {name: wp.to_torch(getattr(self._m, name)) for name in names}
         self.body_pos = self.fields["body_pos"]
