@@ -184,32 +184,44 @@ def update_overhead(args: list[str]) -> None:
 
 def table1(args: list[str]) -> None:
     """Train every Table 1 method for the same number of iterations, one after the other, and tabulate the
-    final deterministic success beside the paper's (which is at 250M frames: a short run is a smoke test of
-    stability and ordering, not a reproduction)."""
+    final deterministic success and return beside the paper's (which is at 250M frames: a short run is a
+    smoke test of stability, not a reproduction). `reuse=True` takes a method's finished run (its eval.json)
+    instead of training it again, so an interrupted table can be completed."""
+    from mtbench.eval import TaskResult
     from mtbench.methods import TABLE1
     from mtbench.train import run
 
     opt = parse_overrides(args, {"task": "mt10", "iterations": 60, "seed": 1, "methods": ",".join(TABLE1),
-                                 "out": "benchmarks/table1_mt10_cpu", "num_envs": 500})  # fmt: skip
+                                 "out": "benchmarks/table1_mt10_cpu", "num_envs": 500, "runs_dir": "runs",
+                                 "reuse": False})  # fmt: skip
     out = Path(str(opt["out"]))
     out.mkdir(parents=True, exist_ok=True)
+    frames = int(opt["iterations"]) * 32 * int(opt["num_envs"])
+    header = [
+        f"| method | overrides | success % ({str(opt['task']).upper()}) | return | frames | training min "
+        f"| non-finite | paper success %, 250M frames |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     rows = []
     for key in str(opt["methods"]).split(","):
         method = TABLE1[key]
         name = f"table1_{opt['task']}_{key}_s{opt['seed']}_it{opt['iterations']}"
-        t0 = time.perf_counter()
-        results = run([f"task={opt['task']}", f"seed={opt['seed']}", f"max_iterations={opt['iterations']}",
-                       f"num_envs={opt['num_envs']}", "max_minutes=null", f"experiment={name}", "progress=false",
-                       *method.overrides])  # fmt: skip
-        minutes = (time.perf_counter() - t0) / 60
+        run_dir = Path(str(opt["runs_dir"])) / name
+        if opt["reuse"] and (run_dir / "eval.json").is_file():
+            results = [TaskResult(**r) for r in json.loads((run_dir / "eval.json").read_text())]
+        else:
+            results = run([f"task={opt['task']}", f"seed={opt['seed']}", f"max_iterations={opt['iterations']}",
+                           f"num_envs={opt['num_envs']}", "max_minutes=null", f"experiment={name}",
+                           f"runs_dir={opt['runs_dir']}", "progress=false", *method.overrides])  # fmt: skip
+        metrics = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+        minutes = metrics[-1]["time"] / 60
+        bad = sum(not all(np.isfinite(v) for k, v in m.items() if k.startswith("loss/")) for m in metrics)
         success = 100 * sum(r.success for r in results) / len(results)
+        ret = sum(r.mean_return for r in results) / len(results)
         paper = method.paper_mt10 if opt["task"] == "mt10" else method.paper_mt50
-        frames = int(opt["iterations"]) * 32 * int(opt["num_envs"])
-        rows.append(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | {success:.1f} | "
-                    f"{frames / 1e6:.2f}M | {minutes:.1f} | {paper[0]:.2f} ± {paper[1]:.2f} |")  # fmt: skip
-        table = "\n".join([
-            f"| method | overrides | success % ({opt['task'].upper()}, ours) | frames | wall min (train + eval) | "
-            f"paper, 250M frames |", "|---|---|---:|---:|---:|---:|", *rows])  # fmt: skip
+        rows.append(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | {success:.1f} | {ret:.1f} | "
+                    f"{frames / 1e6:.2f}M | {minutes:.1f} | {bad} | {paper[0]:.2f} ± {paper[1]:.2f} |")  # fmt: skip
+        table = "\n".join(header + rows)
         (out / "table1.md").write_text(table + "\n")
         print(table, flush=True)
 
