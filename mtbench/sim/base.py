@@ -42,8 +42,10 @@ class SceneBlock(ABC):
     fields: dict[str, torch.Tensor]
 
     @abstractmethod
-    def step(self, nsubstep: int) -> torch.Tensor:
-        """Advance every world `nsubstep` physics steps, then recompute the kinematics.
+    def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:
+        """Advance every world `nsubstep` physics steps, then recompute the kinematics (`kinematics=False`
+        skips that where the engine can: a caller that reads only qpos, qvel and sensordata saves a
+        position stage, collision detection included, per call on the CPU engine).
 
         Returns a bool `(n,)` mask of worlds whose state blew up (NaN/Inf or a MuJoCo instability
         warning) during this call; the caller must reset them.

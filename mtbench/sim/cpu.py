@@ -58,9 +58,10 @@ class CpuBlock(SceneBlock):
     def _blowup_count(self) -> np.ndarray:
         return self._warn[:, self._blowup_ids, 1].sum(axis=1)
 
-    def step(self, nsubstep: int) -> torch.Tensor:
+    def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:
         before = self._blowup_count()
-        self.batch.step(nstep=nsubstep, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+        stage = mujoco.mjtStage.mjSTAGE_POS.value if kinematics else 0
+        self.batch.step(nstep=nsubstep, stage=stage)
         bad = self._blowup_count() > before
         bad |= ~np.isfinite(self.batch.bind("qpos")).all(axis=1)
         bad |= ~np.isfinite(self.batch.bind("qvel")).all(axis=1)

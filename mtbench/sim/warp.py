@@ -161,7 +161,8 @@ class WarpBlock(SceneBlock):
             wp.capture_launch(graph, stream=warp_stream)
             torch_stream.wait_stream(warp_stream)
 
-    def step(self, nsubstep: int) -> torch.Tensor:
+    def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:
+        """`kinematics` is ignored: on MJWarp it is one cheap launch inside the captured graph."""
         self._run(nsubstep, self._substeps, nsubstep)
         # MJWarp raises no instability warnings; a blown-up world shows as non-finite state
         return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1))

@@ -500,7 +500,7 @@ class ParkourVecEnv:
             sim = b.sim
             if self.pd == "engine":
                 sim.ctrl.copy_(targets[b.sl])
-                blowups.append(sim.step(R.DECIMATION))
+                blowups.append(sim.step(R.DECIMATION, kinematics=False))  # only qpos, qvel, sensordata are read
                 continue
             target = targets[b.sl].to(sim.dtype)
             lim = b.limits
@@ -509,7 +509,7 @@ class ParkourVecEnv:
                 tau = b.kp * (target - sim.qpos[:, R.QPOS_JOINTS]) - b.kd * sim.qvel[:, R.QVEL_JOINTS]
                 tau = torch.clamp(tau, -lim, lim)
                 sim.ctrl.copy_(tau)
-                s = sim.step(1)
+                s = sim.step(1, kinematics=False)
                 bad = s if bad is None else bad | s
             b.tau = tau
             blowups.append(bad)
