@@ -1,4 +1,5 @@
-"""MTBench on MuJoCo: massively parallel multi-task RL benchmark (Meta-World on MuJoCo C and MuJoCo Warp)."""
+"""MTBench on MuJoCo: massively parallel multi-task RL benchmark (Meta-World and Go1 parkour on MuJoCo C and
+MuJoCo Warp)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,28 @@ def make(
     device: str | None = None,
     backend: str = "auto",
     seed: int = 0,
+    suite: str | None = None,
     **options,
-) -> MultiTaskVecEnv:
-    """Build a `MultiTaskVecEnv`.
+):
+    """Build a multi-task vector env: `MultiTaskVecEnv` (Meta-World) or `ParkourVecEnv` (Go1 parkour).
 
-    task: "mt10" | "mt25" | "mt50", a task name ("reach-v3" or MTBench's "reach"), an MTBench id (0..49), or a list.
+    task: Meta-World: "mt10" | "mt25" | "mt50", a task name ("reach-v3" or MTBench's "reach"), an MTBench id
+      (0..49), or a list. Parkour: "parkour_easy" | "parkour_hard" | "parkour_hard_cl" | "parkour_flat", or
+      terrain ids / names (0..20) with suite="parkour" (ids alone would mean Meta-World tasks).
     num_envs: total envs (default: one per task), split evenly unless `task_counts` is given.
     device: "cpu" or "cuda[:i]" (default: CUDA if torch sees it, else CPU). backend: "auto" | "cpu" | "warp".
-    options: task_counts, episode_length (150), goal_mode ("rand" | "fixed" | "metaworld"), reward_scale (1.0),
-      terminate_on_success (False), random_init_progress (False), check_actions (True), nthread.
+    options (Meta-World): task_counts, episode_length (150), goal_mode ("rand" | "fixed" | "metaworld"),
+      reward_scale (1.0), terminate_on_success (False), random_init_progress (False), check_actions (True), nthread.
+    options (parkour): see `mtbench.envs.parkour.ParkourVecEnv` (setting, episode_length 2000, domain_rand, ...).
     """
+    from mtbench.envs.parkour.settings import is_parkour_task
+
+    if suite not in (None, "metaworld", "parkour"):
+        raise ValueError(f"unknown suite {suite!r}; choose 'metaworld' or 'parkour'")
+    if suite == "parkour" or (suite is None and is_parkour_task(task)):
+        from mtbench.envs.parkour import ParkourVecEnv
+
+        return ParkourVecEnv(task=task, num_envs=num_envs, device=device, engine=backend, seed=seed, **options)
     return MultiTaskVecEnv(task=task, num_envs=num_envs, device=device, engine=backend, seed=seed, **options)
 
 

@@ -10,6 +10,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mtbench.envs.metaworld.registry import BENCHMARKS, METAWORLD_NAMES, resolve, task_class
+from mtbench.envs.parkour.settings import is_parkour_task
+from mtbench.envs.parkour.settings import resolve as parkour_resolve
+from mtbench.envs.parkour.terrains import TERRAIN_NAMES
 from mtbench.envs.vec_env import even_counts
 
 CONF_DIR = Path(__file__).parent / "conf"
@@ -34,8 +37,13 @@ def compose(overrides: list[str]) -> DictConfig:
         )
     keys = {o.split("=", 1)[0].lstrip("~") for o in overrides}
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
+    parkour = task.lower().startswith("parkour_") or "suite=parkour" in overrides
     if "train" not in keys and task.lower() in ("mt25", "mt50"):
         overrides.append("train=ppo_mt50")
+    if parkour and "train" not in keys:
+        overrides.append("train=ppo_go1")
+    if parkour and "network" not in keys:
+        overrides.append("network=mlp_go1")
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose("config", overrides=overrides)
@@ -87,14 +95,25 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         cfg.sim_device = str(sim)
         cfg.rl_device = str(_device(cfg.rl_device)) if cfg.rl_device is not None else str(sim)
         profile = cfg.train.gpu if sim.type == "cuda" else cfg.train.cpu
+        task = list(cfg.task_id) if cfg.task_id is not None else cfg.task
+        if cfg.suite not in ("auto", "metaworld", "parkour"):
+            raise ConfigError(f"suite must be auto, metaworld or parkour, got {cfg.suite!r}")
+        if cfg.suite == "auto":
+            cfg.suite = "parkour" if is_parkour_task(task) else "metaworld"
         try:
-            ids = resolve(list(cfg.task_id) if cfg.task_id is not None else cfg.task)
-            for i in ids:
-                task_class(i)
+            if cfg.suite == "parkour":
+                _, ids = parkour_resolve(task, cfg.parkour.setting)
+                names = [TERRAIN_NAMES[i] for i in ids]
+            else:
+                ids = resolve(task)
+                for i in ids:
+                    task_class(i)
+                names = [METAWORLD_NAMES[i] for i in ids]
         except (ValueError, TypeError, NotImplementedError) as e:
             raise ConfigError(str(e)) from e
-        cfg.task_ids = ids
-        cfg.task_names = [METAWORLD_NAMES[i] for i in ids]
+        cfg.task_ids, cfg.task_names = ids, names
+        if cfg.eval.episodes_per_task is None:
+            cfg.eval.episodes_per_task = 10 if cfg.suite == "parkour" else 50
         if cfg.num_envs is None:
             cfg.num_envs = sum(cfg.task_counts) if cfg.task_counts is not None else int(profile.num_envs)
         if cfg.num_envs < len(ids):
@@ -108,6 +127,14 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"num_envs={cfg.num_envs}"
             )
         _resolve_network(cfg.network, len(ids))
+        if (
+            cfg.suite == "parkour" and cfg.parkour.onehot == "terrains" and len(ids) != len(TERRAIN_NAMES)
+            and cfg.network.name not in ("mlp", "multihead")
+        ):  # fmt: skip
+            raise ConfigError(
+                f"network={cfg.network.name} reads the task one-hot as {len(ids)} columns, but parkour.onehot=terrains "
+                f"makes it {len(TERRAIN_NAMES)} wide; use parkour.onehot=tasks (or network=mlp)"
+            )
         ppo = cfg.train.ppo
         if ppo.minibatch_size is None:
             batch = cfg.num_envs * ppo.horizon
@@ -121,6 +148,8 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
             cfg.max_iterations = int(profile.max_iterations)
         if cfg.max_minutes is None and "max_minutes" in profile:
             cfg.max_minutes = profile.max_minutes
+        if cfg.pretrained is not None and cfg.checkpoint is not None:
+            raise ConfigError("pretrained= starts a new run from weights, checkpoint= resumes one: pass only one")
         if cfg.checkpoint is not None and not cfg.test and cfg.experiment is None:
             # resuming continues the checkpoint's own run directory: runs/<experiment>/checkpoints/x.pt
             run_dir = Path(cfg.checkpoint).resolve().parent.parent

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from omegaconf import OmegaConf
+
+from mtbench.config import run_label
 
 BOOTSTRAP_REPS = 2000
 
@@ -43,10 +46,8 @@ def load_run(run_dir: Path) -> dict:
     if not evals.is_file():
         raise SystemExit(f"{run_dir} has no eval.json (is the run finished?)")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    train = cfg["train"]
-    method = train["name"] + (f"+{train['network']['name']}" if train["network"]["name"] != "mlp" else "")
-    scheme = cfg.get("scheme", {}).get("name", "none")
-    method += f"+{scheme}" if scheme != "none" else ""
+    label = run_label(OmegaConf.create(cfg))  # network and scheme when not the vanilla ones
+    method = cfg["train"]["name"] + (f"+{label}" if label else "")
     bench = cfg["task"] if cfg.get("task_id") is None else f"{len(cfg['task_ids'])} tasks"
     results = json.loads(evals.read_text())
     return {

@@ -61,21 +61,30 @@ class EpisodeStats:
         return out
 
 
-def build_env(cfg: DictConfig, **overrides) -> MultiTaskVecEnv:
-    opts = dict(
+def build_env(cfg: DictConfig, **overrides):
+    """The training env of `cfg` (Meta-World or parkour); `overrides` replace its options (evaluation)."""
+    common = dict(
         # NaN actions are caught once per iteration through the losses instead of a host sync per step
         check_actions=torch.device(cfg.sim_device).type == "cpu",
         task_counts=list(cfg.task_counts),
-        episode_length=cfg.env.episode_length,
-        goal_mode=cfg.env.goal_mode,
-        reward_scale=cfg.env.reward_scale,
-        terminate_on_success=cfg.env.terminate_on_success,
-        random_init_progress=cfg.env.random_init_progress,
     )
+    if cfg.suite == "parkour":
+        opts = {**common, **cfg.parkour}
+    else:
+        opts = dict(
+            common,
+            episode_length=cfg.env.episode_length,
+            goal_mode=cfg.env.goal_mode,
+            reward_scale=cfg.env.reward_scale,
+            terminate_on_success=cfg.env.terminate_on_success,
+            random_init_progress=cfg.env.random_init_progress,
+        )
     opts.update(overrides)
+    # a parkour setting name carries its row difficulties and curriculum; ids alone would take parkour.setting's
+    task = cfg.task if cfg.suite == "parkour" and cfg.task_id is None and isinstance(cfg.task, str) else cfg.task_ids
     return mtbench.make(
-        list(cfg.task_ids), num_envs=sum(opts["task_counts"]), device=cfg.sim_device, backend=cfg.backend,
-        seed=cfg.seed, **opts,
+        task if isinstance(task, str) else list(task), num_envs=sum(opts["task_counts"]), device=cfg.sim_device,
+        backend=cfg.backend, seed=cfg.seed, suite=cfg.suite, **opts,
     )  # fmt: skip
 
 
@@ -103,7 +112,7 @@ def load_checkpoint(cfg: DictConfig) -> dict:
             f"checkpoint {path} was trained on tasks {ckpt['task_names']}, this run has {list(cfg.task_names)}; "
             f"pass the same task=/task_id="
         )
-    obs_dim = 39 + len(cfg.task_ids)
+    obs_dim = build_env(cfg, task_counts=[1] * len(cfg.task_ids)).obs_dim
     if ckpt["obs_dim"] != obs_dim:
         raise ConfigError(f"checkpoint {path} has observation size {ckpt['obs_dim']}, this env gives {obs_dim}")
     if dict(ckpt["network"]) != dict(cfg.network):
@@ -114,13 +123,30 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     return ckpt
 
 
+def load_pretrained(agent: PPO, path: Path) -> None:
+    """Start from a checkpoint's network weights wherever names and shapes match (upstream's strict=False
+    loading, e.g. a Go1 policy pre-trained on parkour_flat fine-tuned on the 21 terrain types); the
+    optimiser, normalisers and everything else start fresh. Prints what was taken and what was not."""
+    if not path.is_file():
+        raise ConfigError(f"pretrained={path} does not exist")
+    src = torch.load(path, map_location="cpu", weights_only=False)["agent"]["net"]
+    own = agent.net.state_dict()
+    taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise ConfigError(f"pretrained={path}: no parameter matches this network by name and shape")
+    agent.net.load_state_dict(taken, strict=False)
+    skipped = sorted(set(own) - set(taken))
+    fresh = f", kept fresh: {skipped}" if skipped else ""
+    print(f"pretrained {path}: loaded {len(taken)}/{len(own)} tensors{fresh}")
+
+
 def eval_setup(agent: PPO, cfg: DictConfig, per_task: int):
     """An env of `per_task` worlds per task for whole episodes with fresh goals (seeded apart from
     training), and the agent's deterministic policy on it."""
-    env = build_env(
-        cfg, task_counts=[per_task] * len(cfg.task_ids), goal_mode="rand", random_init_progress=False,
-        terminate_on_success=False,
-    )  # fmt: skip
+    fresh = dict(random_init_progress=False)
+    if cfg.suite == "metaworld":
+        fresh.update(goal_mode="rand", terminate_on_success=False)
+    env = build_env(cfg, task_counts=[per_task] * len(cfg.task_ids), **fresh)
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
     act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
@@ -167,6 +193,8 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     start_iter, frames, elapsed, best = 0, 0, 0.0, -1.0
     recent: list[float] = []
     obs = env.reset().to(dev)
+    if cfg.pretrained is not None:
+        load_pretrained(agent, Path(cfg.pretrained))
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         env.load_state_dict(ckpt["env"])

@@ -169,3 +169,23 @@ def test_test_mode_records_videos(tmp_path):
     videos = tmp_path / "v" / "videos"
     assert sorted(p.name for p in videos.iterdir()) == ["contact_sheet.png", "push-v3.mp4", "reach-v3.mp4"]
     assert all(p.stat().st_size > 1000 for p in videos.iterdir())
+
+
+def test_parkour_flat_pretraining_then_multi_terrain_from_its_weights(tmp_path):
+    """The Go1 recipe: parkour_* picks Table 7's settings; a flat-ground checkpoint seeds a multi-terrain run
+    (weights matched by name and shape, as upstream's strict=False loading)."""
+    cfg = _cfg("task=parkour_flat", "sim_device=cpu")
+    assert cfg.suite == "parkour" and cfg.train.name == "ppo_go1" and cfg.network.actor_units == [512, 256, 128]
+    assert cfg.train.ppo.normalize_input is False and cfg.network.init_log_std == 1.0
+    tiny = ["train.ppo.horizon=4", "train.ppo.mini_epochs=1", "eval.episodes_per_task=1", "parkour.episode_length=20",
+            "progress=false", "sim_device=cpu", f"runs_dir={tmp_path}", "max_iterations=1"]  # fmt: skip
+    run(["task=parkour_flat", "num_envs=2", "train.ppo.minibatch_size=8", "experiment=flat", *tiny])
+    flat = torch.load(tmp_path / "flat" / "checkpoints" / "latest.pt", weights_only=False)["agent"]["net"]
+    run(["task_id=[0,20]", "suite=parkour", "num_envs=2", "train.ppo.minibatch_size=8", "experiment=multi",
+         f"pretrained={tmp_path}/flat/checkpoints/latest.pt", "max_iterations=0", *tiny[:-1]])  # fmt: skip
+    multi = torch.load(tmp_path / "multi" / "checkpoints" / "latest.pt", weights_only=False)
+    assert multi["task_names"] == ["jump_on_and_off_box", "flat"]
+    for k, v in flat.items():
+        torch.testing.assert_close(multi["agent"]["net"][k], v)  # 0 iterations: exactly the pre-trained weights
+    with pytest.raises(ConfigError, match="parkour.onehot=tasks"):
+        _cfg("task_id=[0,20]", "suite=parkour", "network=moore", "sim_device=cpu")
