@@ -18,6 +18,8 @@ USAGE = """usage:
   mtbench play task=mt10 policy=expert|random [num_envs=50*tasks] [episode_length=500] [goal_mode=metaworld]
                [seed=42] [sim_device=cpu] [backend=auto] [noise=0.0]
                [render=True [render_dir=renders] [render_steps=150]]  (MP4 per task + PNG contact sheet)
+  mtbench play task=parkour_easy|parkour_hard|parkour_flat policy=zero|random|runs/<exp>/checkpoints/best.pt
+               [episode_length=500] [render=True]   (progress table; MP4 per terrain following a robot + PNG)
   mtbench bench env [task=mt10] [num_envs=...] [steps=...] [reference=True] [ceiling=True]
 """
 
@@ -39,6 +41,65 @@ def parse_overrides(args: list[str], allowed: dict[str, object]) -> dict[str, ob
     return out
 
 
+def play_parkour(args: list[str]) -> None:
+    """Parkour: a zero, random or trained policy on every terrain type; the progress table, and with
+    render=True an MP4 per terrain following one robot plus the terrain overview PNG."""
+    import torch
+
+    import mtbench
+    from mtbench.eval import format_table, run_episodes
+
+    opt = parse_overrides(args, {
+        "task": "parkour_hard", "policy": "zero", "num_envs": None, "episode_length": 500, "seed": 42,
+        "sim_device": "cpu", "backend": "auto", "render": False, "render_dir": "renders", "render_steps": 250,
+    })  # fmt: skip
+    policy = str(opt["policy"])
+    env = mtbench.make(opt["task"], num_envs=opt["num_envs"], device=opt["sim_device"], backend=opt["backend"],
+                       seed=opt["seed"], episode_length=opt["episode_length"], random_init_progress=False,
+                       onehot="terrains")  # fmt: skip
+    print(env)
+    if policy == "zero":
+        act = lambda e: torch.zeros(e.num_envs, e.action_dim, device=e.device)  # noqa: E731
+    elif policy == "random":
+        gen = torch.Generator(device=env.device).manual_seed(opt["seed"])
+        act = lambda e: torch.rand((e.num_envs, e.action_dim), generator=gen, device=e.device) - 0.5  # noqa: E731
+    else:
+        act = _checkpoint_policy(policy, env)
+    results = run_episodes(env, act)
+    print(format_table(results, f"{policy} policy, {opt['episode_length']}-step episodes; success % = progress"))
+    if opt["render"]:
+        from pathlib import Path
+
+        from mtbench.render_parkour import record_parkour
+
+        steps = min(int(opt["render_steps"]), env.episode_length)
+        for path in record_parkour(env, act, steps, Path(str(opt["render_dir"]))):
+            print(f"wrote {path}")
+
+
+def _checkpoint_policy(path: str, env):
+    """The deterministic policy of a training checkpoint (policy=runs/<experiment>/checkpoints/best.pt)."""
+    from pathlib import Path
+
+    import torch
+    from omegaconf import OmegaConf
+
+    from mtbench.train import build_agent
+
+    if not Path(path).is_file():
+        raise SystemExit(f"policy must be zero, random or a checkpoint file; {path!r} is none of them")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = OmegaConf.create(ckpt["config"])
+    if ckpt["obs_dim"] != env.obs_dim or list(ckpt["task_ids"]) != list(env.task_ids):
+        raise SystemExit(f"checkpoint {path} was trained on {ckpt['task_names']} (obs {ckpt['obs_dim']}); "
+                         f"pass the same task= (this env: {env.task_names}, obs {env.obs_dim})")  # fmt: skip
+    cfg.rl_device = "cpu"
+    agent = build_agent(cfg, env.obs_dim, env.action_dim)
+    agent.load_state_dict(ckpt["agent"], weights_only=True)
+    task = env.task_index
+    return lambda e: agent.act(e.obs, task, deterministic=True)["action"]
+
+
 def play(args: list[str]) -> None:
     import torch
 
@@ -47,6 +108,8 @@ def play(args: list[str]) -> None:
     from mtbench.envs.metaworld.registry import resolve
     from mtbench.eval import format_table, run_episodes
 
+    if any(a.startswith("task=parkour") for a in args):
+        return play_parkour(args)
     opt = parse_overrides(args, {
         "task": "mt10", "policy": "expert", "num_envs": None, "episode_length": 500, "goal_mode": "metaworld",
         "seed": 42, "sim_device": "cpu", "backend": "auto", "noise": 0.0, "task_counts": None,

@@ -599,3 +599,13 @@ def test_robot_stands_alike_on_both_engines():
 @pytest.mark.slow
 def test_robot_stands_alike_on_both_engines_all_types():
     check_stand([t for t in range(21) if t not in (0, 6, 15)])
+
+
+def test_play_parkour_prints_the_progress_table(capsys):
+    from mtbench.cli import main
+
+    main(["play", "task=parkour_flat", "policy=zero", "num_envs=2", "episode_length=10"])
+    out = capsys.readouterr().out
+    assert "| flat | 2 |" in out and "success % = progress" in out
+    with pytest.raises(SystemExit, match="policy must be zero, random or a checkpoint"):
+        main(["play", "task=parkour_flat", "policy=nonsense", "num_envs=1", "episode_length=2"])
