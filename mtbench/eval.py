@@ -6,7 +6,7 @@ Success is success at any step of the episode (Meta-World's protocol); the table
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +22,11 @@ class TaskResult:
     success: float  # fraction of episodes with success at any step
     mean_return: float
     mean_length: float
+    extra: dict[str, float] = field(default_factory=dict)  # suite-specific episode means, e.g. goal_velocity
+
+
+EXTRA_EPISODE_KEYS = frozenset({"goal_velocity", "goals_reached"})
+"""Per-episode quantities a suite may report beside success and return (parkour: m/s toward the goal, goals)."""
 
 
 def run_episodes(
@@ -36,6 +41,7 @@ def run_episodes(
     succ = torch.zeros(N, dtype=torch.bool, device=env.device)
     ret = torch.zeros(N, device=env.device)
     length = torch.zeros(N, dtype=torch.long, device=env.device)
+    extra: dict[str, torch.Tensor] = {}
     for _ in tqdm(range(env.episode_length), desc="episodes", unit="step", disable=not progress, leave=False):
         _, _, _, _, info = env.step(act(env))
         ep = info["episode"]
@@ -43,30 +49,43 @@ def run_episodes(
         succ = torch.where(new, ep["success"], succ)
         ret = torch.where(new, ep["return"], ret)
         length = torch.where(new, ep["length"], length)
+        for key in EXTRA_EPISODE_KEYS.intersection(ep):
+            extra[key] = torch.where(new, ep[key].float(), extra.get(key, torch.zeros_like(ret)))
         finished |= new
         if bool(finished.all()):
             break
     succ, ret, length = succ.cpu().numpy(), ret.cpu().numpy(), length.cpu().numpy()
+    extra_np = {k: v.cpu().numpy() for k, v in extra.items()}
     out = []
     for name, blk in zip(env.task_names, env.blocks):
         sl = blk.sl
         out.append(
             TaskResult(
-                name, sl.stop - sl.start, float(succ[sl].mean()), float(ret[sl].mean()), float(length[sl].mean())
+                name, sl.stop - sl.start, float(succ[sl].mean()), float(ret[sl].mean()), float(length[sl].mean()),
+                {k: float(v[sl].mean()) for k, v in extra_np.items()},
             )
-        )
+        )  # fmt: skip
     return out
 
 
 def format_table(results: list[TaskResult], title: str = "") -> str:
-    """A plain-text table with a mean row, for terminals and READMEs (Markdown-compatible)."""
+    """A plain-text table with a mean row, for terminals and READMEs (Markdown-compatible); suite-specific
+    episode means (`TaskResult.extra`) get their own columns."""
+    keys = sorted(set.intersection(*(set(r.extra) for r in results))) if results else []
     lines = [title] if title else []
-    lines += ["| task | episodes | success % | return | length |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "| task | episodes | success % | return | length |" + "".join(f" {k} |" for k in keys),
+        "|---|---:|---:|---:|---:|" + "---:|" * len(keys),
+    ]
     for r in results:
-        lines.append(f"| {r.name} | {r.episodes} | {100 * r.success:.1f} | {r.mean_return:.1f} | {r.mean_length:.0f} |")
+        lines.append(
+            f"| {r.name} | {r.episodes} | {100 * r.success:.1f} | {r.mean_return:.1f} | {r.mean_length:.0f} |"
+            + "".join(f" {r.extra[k]:.3f} |" for k in keys)
+        )
     mean = np.mean([r.success for r in results]) * 100
     lines.append(
         f"| **mean** | {sum(r.episodes for r in results)} | **{mean:.1f}** | "
-        f"{np.mean([r.mean_return for r in results]):.1f} | |"
-    )
+        f"{np.mean([r.mean_return for r in results]):.1f} | |" + "".join(
+            f" {np.mean([r.extra[k] for r in results]):.3f} |" for k in keys)
+    )  # fmt: skip
     return "\n".join(lines)

@@ -65,8 +65,8 @@ DOF_RESET_RANGE = (0.0, 0.9)
 0.5-1.5x scaling). Large: clipped to the joint limits here."""
 _STATE = (
     "actions", "commands", "goal_idx", "goal_timer", "level", "env_goals", "kp_scale", "kd_scale", "added_mass",
-    "com_offset", "friction", "scan_h", "dyaw", "last_contacts", "contact_filt", "ep_return", "ep_length",
-    "physics_resets", "obs",
+    "com_offset", "friction", "scan_h", "dyaw", "last_contacts", "contact_filt", "ep_return", "ep_goal_vel",
+    "ep_length", "physics_resets", "obs",
 )  # fmt: skip
 
 
@@ -258,6 +258,7 @@ class ParkourVecEnv:
         self.last_contacts = z(4, dtype=torch.bool)
         self.contact_filt = z(4, dtype=torch.bool)
         self.ep_return = z()
+        self.ep_goal_vel = z()  # sum over the episode of the velocity toward the current goal (m/s)
         self.ep_length = z(dtype=torch.long)
         self.physics_resets = z(dtype=torch.long)
         self.obs = z(self.obs_dim)
@@ -394,6 +395,7 @@ class ParkourVecEnv:
         self.last_contacts = self.last_contacts & ~m1
         self.contact_filt = self.contact_filt & ~m1
         self.ep_return = torch.where(mask, 0.0, self.ep_return)
+        self.ep_goal_vel = torch.where(mask, 0.0, self.ep_goal_vel)
         self.ep_length = torch.where(mask, zero_l, self.ep_length)
 
         dof = self._default + _uniform(*self.dof_reset_range, (N, 12), g, dev)
@@ -547,6 +549,7 @@ class ParkourVecEnv:
 
         self.ep_length += 1
         self.ep_return += reward
+        self.ep_goal_vel += torch.where(blowup, 0.0, W.goal_velocity(qvel[:, :2], pos[:, :2], cur))
         self.physics_resets += blowup.long()
         terminated = W.failed(roll, pitch, pos[:, 2]) & ~blowup
         truncated = (W.timed_out(self.ep_length, self.episode_length, self.goal_idx) | blowup) & ~terminated
@@ -572,6 +575,7 @@ class ParkourVecEnv:
                 "success": progress,
                 "progress": progress,
                 "goals_reached": self.goal_idx.clone(),
+                "goal_velocity": self.ep_goal_vel / self.ep_length,  # mean m/s toward the current goal
                 "task_id": self.env_task_id,
                 "terrain_level": self.level.clone(),
             },

@@ -36,13 +36,17 @@ CURRICULUM_RANDOM_LOWER = 0.25
 # rewards
 
 
-def tracking_goal_vel(vel_xy: torch.Tensor, base_xy: torch.Tensor, goal_xy: torch.Tensor, cmd: torch.Tensor):
-    """min(v . g_hat, v_cmd) / v_cmd: world-frame base xy velocity along the unit vector to the current goal, capped
-    at the commanded speed. Commands are >= 0.3 m/s here, so upstream's v_cmd = 0 branch never applies."""
+def goal_velocity(vel_xy: torch.Tensor, base_xy: torch.Tensor, goal_xy: torch.Tensor) -> torch.Tensor:
+    """v . g_hat (m/s): world-frame base xy velocity along the unit vector to the current goal."""
     d = goal_xy - base_xy
     g = d / (torch.linalg.vector_norm(d, dim=-1, keepdim=True) + 1e-5)
-    along = (g * vel_xy).sum(-1)
-    return torch.minimum(along, cmd) / (cmd + 1e-5)
+    return (g * vel_xy).sum(-1)
+
+
+def tracking_goal_vel(vel_xy: torch.Tensor, base_xy: torch.Tensor, goal_xy: torch.Tensor, cmd: torch.Tensor):
+    """min(v . g_hat, v_cmd) / v_cmd, capped at the commanded speed. Commands are >= 0.3 m/s here, so upstream's
+    v_cmd = 0 branch never applies."""
+    return torch.minimum(goal_velocity(vel_xy, base_xy, goal_xy), cmd) / (cmd + 1e-5)
 
 
 def tracking_yaw(target_yaw: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
