@@ -146,6 +146,8 @@ def eval_setup(agent: PPO, cfg: DictConfig, per_task: int):
     fresh = dict(random_init_progress=False)
     if cfg.suite == "metaworld":
         fresh.update(goal_mode="rand", terminate_on_success=False)
+    else:  # every row (difficulty) in turn, as the paper's 200 terrains x 10 runs, even after a curriculum run
+        fresh.update(curriculum=False)
     env = build_env(cfg, task_counts=[per_task] * len(cfg.task_ids), **fresh)
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
