@@ -18,6 +18,17 @@ CAMERA = "corner3"
 SIZE = (368, 368)  # multiples of 16, as H.264 encoders want
 
 
+def offscreen_renderers(models: list[mujoco.MjModel], size: tuple[int, int]) -> list[mujoco.Renderer]:
+    """One offscreen renderer per model, or an error that says which GL driver to install."""
+    try:
+        return [mujoco.Renderer(m, size[1], size[0]) for m in models]
+    except Exception as e:  # noqa: BLE001 - GL failures come as several exception types
+        raise RuntimeError(
+            f"MuJoCo's offscreen renderer could not start ({type(e).__name__}: {e}). Install an EGL or "
+            "OSMesa driver (e.g. apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
+        ) from e
+
+
 class WorldRenderer:
     """Draws world `world` of every task block of `env`."""
 
@@ -25,13 +36,7 @@ class WorldRenderer:
         self.env, self.world, self.camera = env, world, camera
         self.models = [blk.task.model() for blk in env.blocks]
         self.datas = [mujoco.MjData(m) for m in self.models]
-        try:
-            self.renderers = [mujoco.Renderer(m, size[1], size[0]) for m in self.models]
-        except Exception as e:  # noqa: BLE001 - GL failures come as several exception types
-            raise RuntimeError(
-                f"MuJoCo's offscreen renderer could not start ({type(e).__name__}: {e}). Install an EGL or "
-                "OSMesa driver (e.g. apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
-            ) from e
+        self.renderers = offscreen_renderers(self.models, size)
 
     def frames(self) -> list[np.ndarray]:
         """One RGB image (H, W, 3) per task, of the current state."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mtbench.envs.parkour.robot import BASE_BODY
-from mtbench.render import SIZE, write_videos
+from mtbench.render import SIZE, offscreen_renderers, write_videos
 
 
 class TrackingRenderer:
@@ -24,13 +24,7 @@ class TrackingRenderer:
             m.vis.headlight.ambient[:] = 0.45
             m.vis.headlight.diffuse[:] = 0.7
         self.datas = [mujoco.MjData(m) for m in self.models]
-        try:
-            self.renderers = [mujoco.Renderer(m, size[1], size[0]) for m in self.models]
-        except Exception as e:  # noqa: BLE001 - GL failures come as several exception types
-            raise RuntimeError(
-                f"MuJoCo's offscreen renderer could not start ({type(e).__name__}: {e}). Install an EGL or "
-                "OSMesa driver (e.g. apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa."
-            ) from e
+        self.renderers = offscreen_renderers(self.models, size)
         self.cams = []
         for m in self.models:
             cam = mujoco.MjvCamera()

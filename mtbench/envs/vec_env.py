@@ -65,6 +65,25 @@ def even_counts(num_envs: int, n_tasks: int) -> list[int]:
     return [base + (i < extra) for i in range(n_tasks)]
 
 
+def allocate_envs(num_envs: int | None, task_counts: list[int] | None, n_tasks: int) -> list[int]:
+    """Envs per task, contiguous blocks in task order: `task_counts` checked, or `num_envs` (default one per
+    task) split evenly. Errors name the fix; shared by every suite's env."""
+    if task_counts is None:
+        if num_envs is None:
+            num_envs = n_tasks
+        if num_envs < n_tasks:
+            raise ValueError(f"num_envs={num_envs} is fewer than the {n_tasks} tasks; each task needs >= 1 env")
+        task_counts = even_counts(num_envs, n_tasks)
+    task_counts = [int(c) for c in task_counts]
+    if len(task_counts) != n_tasks:
+        raise ValueError(f"task_counts has {len(task_counts)} entries for {n_tasks} tasks; give one count per task")
+    if any(c <= 0 for c in task_counts):
+        raise ValueError(f"task_counts {task_counts} holds zeros or negatives; every task needs >= 1 env")
+    if num_envs is not None and sum(task_counts) != num_envs:
+        raise ValueError(f"task_counts sum to {sum(task_counts)} but num_envs={num_envs}; make them agree")
+    return task_counts
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
@@ -124,19 +143,7 @@ class MultiTaskVecEnv:
         for tid in self.task_ids:
             task_class(tid)
         n_tasks = len(self.task_ids)
-        if task_counts is None:
-            if num_envs is None:
-                num_envs = n_tasks
-            if num_envs < n_tasks:
-                raise ValueError(f"num_envs={num_envs} is fewer than the {n_tasks} tasks; each task needs >= 1 env")
-            task_counts = even_counts(num_envs, n_tasks)
-        task_counts = [int(c) for c in task_counts]
-        if len(task_counts) != n_tasks:
-            raise ValueError(f"task_counts has {len(task_counts)} entries for {n_tasks} tasks; give one count per task")
-        if any(c <= 0 for c in task_counts):
-            raise ValueError(f"task_counts {task_counts} holds zeros or negatives; every task needs >= 1 env")
-        if num_envs is not None and sum(task_counts) != num_envs:
-            raise ValueError(f"task_counts sum to {sum(task_counts)} but num_envs={num_envs}; make them agree")
+        task_counts = allocate_envs(num_envs, task_counts, n_tasks)
         if goal_mode not in GOAL_MODES:
             raise ValueError(f"unknown goal_mode {goal_mode!r}; choose one of {GOAL_MODES}")
         if episode_length < 1:

@@ -42,7 +42,7 @@ from mtbench.envs.parkour import robot as R
 from mtbench.envs.parkour.scene import PD_FIELDS, PD_MODES, PER_WORLD, ParkourScene, build_scene
 from mtbench.envs.parkour.settings import MAX_INIT_LEVEL, resolve, terrain_id
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
-from mtbench.envs.vec_env import _check_engine, even_counts, resolve_device, torch_single_threaded
+from mtbench.envs.vec_env import _check_engine, allocate_envs, resolve_device, torch_single_threaded
 from mtbench.sim import SceneBlock, make_block
 
 ACTION_CLIP = 5.0
@@ -146,19 +146,7 @@ class ParkourVecEnv:
         # every check before any physics is built
         self.setting, self.task_ids = resolve(task, setting)
         n_tasks = len(self.task_ids)
-        if task_counts is None:
-            if num_envs is None:
-                num_envs = n_tasks
-            if num_envs < n_tasks:
-                raise ValueError(f"num_envs={num_envs} is fewer than the {n_tasks} terrain types; each needs >= 1 env")
-            task_counts = even_counts(num_envs, n_tasks)
-        task_counts = [int(c) for c in task_counts]
-        if len(task_counts) != n_tasks:
-            raise ValueError(f"task_counts has {len(task_counts)} entries for {n_tasks} tasks; give one count per task")
-        if any(c <= 0 for c in task_counts):
-            raise ValueError(f"task_counts {task_counts} holds zeros or negatives; every task needs >= 1 env")
-        if num_envs is not None and sum(task_counts) != num_envs:
-            raise ValueError(f"task_counts sum to {sum(task_counts)} but num_envs={num_envs}; make them agree")
+        task_counts = allocate_envs(num_envs, task_counts, n_tasks)
         if episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         if not action_scale > 0:
