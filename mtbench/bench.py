@@ -39,26 +39,54 @@ def ours(env, steps: int, seed: int = 0) -> float:
     return env.num_envs * steps / (time.perf_counter() - start)
 
 
-def ceiling(env, steps: int, seed: int = 0) -> float:
-    """Raw `mujoco.batch` stepping of the env's own worlds (same models, states, threads), with random
-    mocap/gripper actions written straight into the state rows: physics and nothing else."""
-    rng = np.random.default_rng(seed)
-    batches = []
+def ceiling(env, steps: int, seed: int = 0) -> dict[str, float]:
+    """Raw `mujoco.batch` stepping of the env's worlds (same models, same states, same threads), with random
+    mocap/gripper actions written straight into the state rows: physics and nothing else (not even the
+    kinematics after the last substep, which the env computes for its observation). Two layouts of the
+    threads, each measured: one MuJoCo thread pool per scene stepping the scenes in turn, and the env's own
+    layout (worker threads each stepping whole scenes); the ceiling is the faster one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mujoco import batch as mjbatch
+
+    from mtbench.sim.queue import thread_layout
+
+    threads = env.nthread
+    workers, per_block = thread_layout(threads, len(env.blocks))
+    pools = []
     for blk in env.blocks:
-        b = blk.state.sim.batch
-        low, high = blk.task.mocap_box
-        batches.append((b, b.bind("mocap_pos"), b.bind("ctrl"), low, high))
+        own = blk.state.sim.batch
+        b = mjbatch.Batch(blk.state.sim.model, nsim=own.nsim, nthread=threads)
+        for name in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart"):
+            b.bind(name)[:] = own.bind(name)
+        b.forward()
+        pools.append(b)
+    own = [blk.state.sim.batch for blk in env.blocks]
+    rates = {f"one pool of {threads} threads per scene": _raw_rate(env, pools, steps, None, seed)}
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        rates[f"{workers} workers x {per_block} thread(s)"] = _raw_rate(env, own, steps, ex, seed)
+    return rates
+
+
+def _raw_rate(env, batches: list, steps: int, executor, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    rows = [(b, b.bind("mocap_pos"), b.bind("ctrl"), *blk.task.mocap_box) for b, blk in zip(batches, env.blocks)]
     acts = rng.uniform(-1, 1, (16, env.num_envs, 4))
     start = time.perf_counter()
     for i in range(steps):
         a_all = acts[i % 16]
-        k = 0
-        for b, mocap, ctrl, low, high in batches:
+        k, pending = 0, []
+        for b, mocap, ctrl, low, high in rows:
             a = a_all[k : k + b.nsim]
             k += b.nsim
             mocap[:, 0] = np.clip(mocap[:, 0] + ACTION_SCALE * a[:, :3], low, high)
             ctrl[:, 0], ctrl[:, 1] = a[:, 3], -a[:, 3]
-            b.step(nstep=FRAME_SKIP)
+            if executor is None:
+                b.step(nstep=FRAME_SKIP)
+            else:
+                pending.append(executor.submit(b.step, nstep=FRAME_SKIP))
+        for p in pending:
+            p.result()
     return env.num_envs * steps / (time.perf_counter() - start)
 
 
@@ -265,12 +293,14 @@ def main(args: list[str]) -> None:
         goal_mode="rand",
         random_init_progress=True,
     )
-    threads = env.blocks[0].state.sim.batch.nthread if env.engine == "cpu" else None
-    print(f"{env}  threads={threads}")
+    print(f"{env}  threads={env.nthread}")
     rows = {"mtbench": ours(env, opt["steps"])}
     if opt["ceiling"] and env.engine == "cpu":
         env.reset()
-        rows["raw MuJoCo C (ceiling)"] = ceiling(env, opt["steps"])
+        layouts = ceiling(env, opt["steps"])
+        for name, v in layouts.items():
+            rows[f"raw MuJoCo C, {name}"] = v
+        rows["raw MuJoCo C (ceiling)"] = max(layouts.values())
     if opt["reference"] and str(opt["task"]).lower() in ("mt10", "mt25", "mt50"):
         ref = reference(str(opt["task"]).upper(), opt["ref_steps"])
         rows[f"reference gymnasium sync (metaworld, mujoco {ref['mujoco']})"] = ref["env_steps_per_s"]

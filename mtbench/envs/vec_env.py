@@ -19,6 +19,8 @@ from mtbench.envs.metaworld.registry import METAWORLD_NAMES, resolve, task_class
 from mtbench.envs.metaworld.scene import FRAME_SKIP
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState
 from mtbench.sim import make_block
+from mtbench.sim.cpu import default_threads
+from mtbench.sim.queue import StepQueue, thread_layout
 
 ACTION_SCALE = 0.01  # metres of mocap motion per unit action, as Meta-World
 GOAL_MODES = ("rand", "fixed", "metaworld")
@@ -168,10 +170,12 @@ class MultiTaskVecEnv:
         self.gen.manual_seed(seed)
 
         rank = {tid: i for i, tid in enumerate(sorted(self.task_ids))}  # one-hot index as upstream
+        workers, per_block = thread_layout(nthread or default_threads(), n_tasks)
+        self.nthread = workers * per_block if self.engine == "cpu" else None
         self.blocks: list[_Block] = []
         start = 0
         for tid, count in zip(self.task_ids, task_counts):
-            self.blocks.append(self._make_block(task_class(tid)(), count, start, rank[tid], nthread))
+            self.blocks.append(self._make_block(task_class(tid)(), count, start, rank[tid], per_block))
             start += count
 
         N, dev = self.num_envs, self.device
@@ -192,6 +196,7 @@ class MultiTaskVecEnv:
         # the current 39-d Meta-World observation in the physics dtype (float64 on the CPU engine), for
         # scripted experts and checks that want it unrounded
         self.metaworld_obs = torch.zeros(N, 39, device=dev)
+        self._queue = StepQueue(workers if self.engine == "cpu" else 0)
 
     # -- construction ------------------------------------------------------------------------------
     def _make_block(self, task: MetaWorldTask, n: int, start: int, onehot_index: int, nthread: int | None) -> _Block:
@@ -337,41 +342,43 @@ class MultiTaskVecEnv:
             return self._step(act)
 
     def _step(self, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        obs39, rewards, successes, blowups = [], [], [], []
-        for blk in self.blocks:
-            sim = blk.state.sim
-            a = act[blk.sl].to(sim.dtype)
-            target = sim.mocap_pos[:, 0] + a[:, :3] * ACTION_SCALE
-            sim.mocap_pos[:, 0] = torch.maximum(torch.minimum(target, blk.mocap_high), blk.mocap_low)
-            sim.mocap_quat[:, 0] = sim.mocap_quat.new_tensor((1.0, 0.0, 1.0, 0.0))
-            sim.ctrl[:, 0] = a[:, 3]
-            sim.ctrl[:, 1] = -a[:, 3]
-            blowups.append(sim.step(FRAME_SKIP).to(self.device))
+        # Every block's physics is queued before any block is scored, and each block is scored and
+        # auto-reset as soon as its physics is done: on the CPU engine that torch work overlaps the stepping
+        # of the blocks behind it (see `mtbench.sim.queue`). Blocks reset in order, so the RNG draws are the
+        # same as with no overlap.
+        pending = [(blk, self._apply_actions(blk, act)) for blk in self.blocks]
+        pending = [(blk, a, self._queue.submit(blk.state.sim, FRAME_SKIP)) for blk, a in pending]
+        obs39, obs39_next, rewards, successes, blowups, dones = [], [], [], [], [], []
+        for blk, a, handle in pending:
+            bl = handle.result().to(self.device)
             frame = self._frame(blk)
             o = self._obs39(blk, frame, blk.prev_frame)
             blk.prev_frame.copy_(frame)
             r, succ = blk.task.evaluate(blk.state, o, a)
+            succ = succ & ~bl
+            done = (succ & self.terminate_on_success) | (self.ep_length[blk.sl] >= self.episode_length - 1) | bl
             obs39.append(o)
+            obs39_next.append(self._auto_reset(blk, done, o))
             rewards.append(r)
             successes.append(succ)
+            blowups.append(bl)
+            dones.append(done)
 
         blowup = torch.cat(blowups)
+        done = torch.cat(dones)
         reward = torch.cat(rewards).float() * self.reward_scale
-        success = torch.cat(successes) & ~blowup
         reward = torch.where(blowup, torch.zeros_like(reward), reward)
-        obs = self._full_obs(obs39)
-
+        success = torch.cat(successes)
         self.ep_length += 1
         self.ep_return += reward
         self.ep_success |= success
         self.physics_resets += blowup.long()
         terminated = success & self.terminate_on_success
-        truncated = ((self.ep_length >= self.episode_length) | blowup) & ~terminated
-        done = terminated | truncated
+        truncated = done & ~terminated
         info = {
             "success": success,
             "task_id": self.env_task_id,
-            "final_obs": obs.clone(),
+            "final_obs": self._full_obs(obs39),
             "physics_blowup": blowup,
             "physics_resets": self.physics_resets.clone(),
             "episode": {
@@ -382,28 +389,35 @@ class MultiTaskVecEnv:
                 "task_id": self.env_task_id,
             },
         }
-
-        # auto-reset: the returned observation starts the new episode
-        obs39_next = []
-        for blk, o in zip(self.blocks, obs39):
-            mask = done[blk.sl]
-            if not self._reset_block(blk, mask):
-                obs39_next.append(o)
-                continue
-            frame = self._frame(blk)
-            fresh = self._obs39(blk, frame, frame)
-            m = mask[:, None]
-            blk.prev_frame.copy_(torch.where(m, frame, blk.prev_frame))
-            o = torch.where(m, fresh, o)
-            obs[blk.sl, :39] = o.float()
-            obs39_next.append(o)
         keep = ~done
         self.ep_return *= keep
         self.ep_length *= keep
         self.ep_success &= keep
-        self.obs = obs
+        self.obs = self._full_obs(obs39_next)
         self.metaworld_obs = torch.cat(obs39_next)
-        return obs, reward, terminated, truncated, info
+        return self.obs, reward, terminated, truncated, info
+
+    def _apply_actions(self, blk: _Block, act: torch.Tensor) -> torch.Tensor:
+        """Write the block's actions into its mocap and gripper controls; returns them in the physics dtype."""
+        sim = blk.state.sim
+        a = act[blk.sl].to(sim.dtype)
+        target = sim.mocap_pos[:, 0] + a[:, :3] * ACTION_SCALE
+        sim.mocap_pos[:, 0] = torch.maximum(torch.minimum(target, blk.mocap_high), blk.mocap_low)
+        sim.mocap_quat[:, 0] = sim.mocap_quat.new_tensor((1.0, 0.0, 1.0, 0.0))
+        sim.ctrl[:, 0] = a[:, 3]
+        sim.ctrl[:, 1] = -a[:, 3]
+        return a
+
+    def _auto_reset(self, blk: _Block, done: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """Reset the block's ended worlds; returns the observation that starts their new episode (others keep
+        `o`)."""
+        if not self._reset_block(blk, done):
+            return o
+        frame = self._frame(blk)
+        fresh = self._obs39(blk, frame, frame)
+        m = done[:, None]
+        blk.prev_frame.copy_(torch.where(m, frame, blk.prev_frame))
+        return torch.where(m, fresh, o)
 
     # -- conveniences ------------------------------------------------------------------------------
     def block_of(self, task: str | int) -> slice:
