@@ -41,6 +41,7 @@ class _Block:
     obs_low: torch.Tensor
     obs_high: torch.Tensor
     prev_frame: torch.Tensor
+    gripper_signs: torch.Tensor
     fixed_vec: torch.Tensor | None = None
     goal_table: torch.Tensor | None = None
 
@@ -215,6 +216,7 @@ class MultiTaskVecEnv:
             obs_low=torch.as_tensor(olow, dtype=dt, device=dev),
             obs_high=torch.as_tensor(ohigh, dtype=dt, device=dev),
             prev_frame=torch.zeros(n, 18, dtype=dt, device=dev),
+            gripper_signs=torch.tensor([1.0, -1.0], dtype=dt, device=dev),
         )
         if self.goal_mode == "fixed":
             blk.fixed_vec = sample_uniform(task, n, self.gen, dt, dev)
@@ -346,8 +348,11 @@ class MultiTaskVecEnv:
         # auto-reset as soon as its physics is done: on the CPU engine that torch work overlaps the stepping
         # of the blocks behind it (see `mtbench.sim.queue`). Blocks reset in order, so the RNG draws are the
         # same as with no overlap.
-        pending = [(blk, self._apply_actions(blk, act)) for blk in self.blocks]
-        pending = [(blk, a, self._queue.submit(blk.state.sim, FRAME_SKIP)) for blk, a in pending]
+        pending = []
+        act = act.to(self.blocks[0].state.sim.dtype)
+        for blk in self.blocks:
+            a = self._apply_actions(blk, act)
+            pending.append((blk, a, self._queue.submit(blk.state.sim, FRAME_SKIP)))
         obs39, obs39_next, rewards, successes, blowups, dones = [], [], [], [], [], []
         for blk, a, handle in pending:
             bl = handle.result().to(self.device)
@@ -398,14 +403,14 @@ class MultiTaskVecEnv:
         return self.obs, reward, terminated, truncated, info
 
     def _apply_actions(self, blk: _Block, act: torch.Tensor) -> torch.Tensor:
-        """Write the block's actions into its mocap and gripper controls; returns them in the physics dtype."""
+        """Write the block's actions into its mocap and gripper controls; returns them in the physics dtype.
+        The mocap quaternion stays Meta-World's gripper orientation from the reset template: nothing
+        writes it, so it is not rewritten every step."""
         sim = blk.state.sim
-        a = act[blk.sl].to(sim.dtype)
-        target = sim.mocap_pos[:, 0] + a[:, :3] * ACTION_SCALE
-        sim.mocap_pos[:, 0] = torch.maximum(torch.minimum(target, blk.mocap_high), blk.mocap_low)
-        sim.mocap_quat[:, 0] = sim.mocap_quat.new_tensor((1.0, 0.0, 1.0, 0.0))
-        sim.ctrl[:, 0] = a[:, 3]
-        sim.ctrl[:, 1] = -a[:, 3]
+        a = act[blk.sl]
+        mocap = sim.mocap_pos[:, 0]
+        mocap.add_(a[:, :3], alpha=ACTION_SCALE).clamp_(blk.mocap_low, blk.mocap_high)
+        torch.mul(a[:, 3:4], blk.gripper_signs, out=sim.ctrl)  # (close, -close) on the two finger actuators
         return a
 
     def _auto_reset(self, blk: _Block, done: torch.Tensor, o: torch.Tensor) -> torch.Tensor:

@@ -50,20 +50,26 @@ def tolerance(
     sigmoid: str = "gaussian",
     value_at_margin: float = _VALUE_AT_MARGIN,
 ) -> torch.Tensor:
-    """1 inside [lower, upper], decaying with distance / margin outside; a zero margin gives a step."""
-    margin = torch.as_tensor(margin, dtype=x.dtype, device=x.device)
-    in_bounds = (lower <= x) & (x <= upper)
+    """1 inside [lower, upper], decaying with distance / margin outside; a zero margin gives a step.
+    A Python-number margin takes a shorter path (fewer tensor ops on the env's hot path), same values."""
+    in_bounds = (x >= lower) & (x <= upper)
+    if not isinstance(margin, torch.Tensor) and margin == 0:
+        return in_bounds.to(x.dtype)
     d = torch.where(x < lower, lower - x, x - upper)
-    safe = torch.where(margin == 0, torch.ones_like(margin), margin)
-    outside = torch.where(margin == 0, torch.zeros_like(d), _sigmoid(d / safe, value_at_margin, sigmoid))
-    return torch.where(in_bounds, torch.ones_like(d), outside)
+    if isinstance(margin, torch.Tensor):
+        zero = margin == 0
+        outside = torch.where(zero, 0.0, _sigmoid(d / torch.where(zero, 1.0, margin), value_at_margin, sigmoid))
+    else:
+        outside = _sigmoid(d / margin, value_at_margin, sigmoid)
+    return torch.where(in_bounds, 1.0, outside)
 
 
 def hamacher_product(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
     """The Hamacher t-norm a*b / (a + b - a*b), 0 where both are 0."""
-    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
-    den = a + b - a * b
-    return torch.where(den > 0, a * b / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+    ab = a * b
+    den = a + b - ab
+    pos = den > 0
+    return torch.where(pos, ab / torch.where(pos, den, 1.0), 0.0)
 
 
 def gripper_caging(

@@ -35,6 +35,7 @@ class TaskState:
     hand_init_pos: torch.Tensor  # (3,)
     template: dict[str, torch.Tensor]
     episode: dict[str, torch.Tensor] = field(default_factory=dict)
+    _ids: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -45,13 +46,19 @@ class TaskState:
         return self.sim.model
 
     def body(self, name: str) -> torch.Tensor:
-        return self.sim.xpos[:, self.model.body(name).id]
+        i = self._ids.get(("body", name))
+        if i is None:  # a name lookup builds a MuJoCo accessor object: ~10 us, on the hot path per call
+            i = self._ids[("body", name)] = self.model.body(name).id
+        return self.sim.xpos[:, i]
 
     def body_quat(self, name: str) -> torch.Tensor:
         return self.sim.xquat[:, self.model.body(name).id]
 
     def site(self, name: str) -> torch.Tensor:
-        return self.sim.site_xpos[:, self.model.site(name).id]
+        i = self._ids.get(("site", name))
+        if i is None:
+            i = self._ids[("site", name)] = self.model.site(name).id
+        return self.sim.site_xpos[:, i]
 
     def geom(self, name: str) -> torch.Tensor:
         return self.sim.geom_xpos[:, self.model.geom(name).id]
