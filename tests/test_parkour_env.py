@@ -1,12 +1,13 @@
 """The parkour env (mtbench/envs/parkour/env.py): observation, waypoints, curriculum, terminations, rewards, domain
-randomisation, the env contract on the CPU engine and on MuJoCo Warp (Warp's CPU device), and the Go1 standing on
-every terrain type in both engines.
+randomisation, the env contract on the CPU engine and on MuJoCo Warp (Warp's CPU device), and the Go1 standing, and
+lying on its back (its trunk on the terrain), on every terrain type in both engines.
 
 Expected values are computed here independently of the env: scandots by a per-point loop over the sample grid,
 rewards and curriculum moves by hand from the reference (§2.4-2.8).
 
 Timings on 2 shared cores (a benchmark running beside), warm Warp kernel cache (~/.cache/warp): the default set 14 s
-(the stand test on 3 types 6.4 s, the Warp run 3.5 s); `-m slow` (the stand test on the other 18 types) 48 s. An empty
+(the stand test on 3 types 6.4 s, the Warp run 3.5 s) plus the fallen-robot test on 3 types (about 10 s); `-m slow`
+(both on the other 18 types) about 90 s. An empty
 Warp cache adds the kernel compilation (about a minute, shared with the other parkour tests).
 """
 
@@ -609,3 +610,77 @@ def test_play_parkour_prints_the_progress_table(capsys):
     assert "| flat | 2 |" in out and "success % = progress" in out
     with pytest.raises(SystemExit, match="policy must be zero, random or a checkpoint"):
         main(["play", "task=parkour_flat", "policy=nonsense", "num_envs=1", "episode_length=2"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a fallen robot: the trunk on the terrain, both engines
+
+FALLEN_POSES = {"back": (math.pi, 0.0, 0.0), "back, across": (math.pi, 0.0, math.pi / 2)}
+"""(roll, pitch, yaw) of the robot lying on its back, legs up, along and across the course: the trunk's collision
+geoms carry it (on its side it rests on its legs instead, which the standing test covers)."""
+FALLEN_CLEARANCE = 0.12
+"""Metres between the highest sample under the robot and its base at the start: it falls a few cm."""
+
+
+def lie_down(tids: list[int], engine: str) -> dict:
+    """The Go1 dropped on its back (FALLEN_POSES) at the spawn and STAND_GOALS of each type, the engine PD holding
+    the default joint targets, 1 s; base positions and speeds after it."""
+    from mtbench.envs.parkour.scene import build_scene
+    from mtbench.sim import make_block
+
+    out = {"pos": [], "speed": [], "ground": []}
+    for tid in tids:
+        scene = build_scene(tid, [0.5], pd="engine")
+        col = scene.column
+        points = [tuple(col.origins[0])] + [tuple(col.goals[0, g]) for g in STAND_GOALS]
+        rows = [(x, y, rpy) for x, y in points for rpy in FALLEN_POSES.values()]
+        threads = {"nthread": 1} if engine == "cpu" else {}
+        sim = make_block(engine, scene.model, len(rows), torch.device("cpu"), **threads)
+        ground = [ground_under(col, x, y) for x, y, _ in rows]
+        qpos = [np.concatenate([[x, y, g + FALLEN_CLEARANCE], quat_from_rpy(*rpy), R.DEFAULT_JOINT_POS])
+                for (x, y, rpy), g in zip(rows, ground)]  # fmt: skip
+        sim.qpos[:] = torch.as_tensor(np.stack(qpos), dtype=sim.dtype)
+        sim.qvel[:] = 0
+        sim.ctrl[:] = torch.as_tensor(R.DEFAULT_JOINT_POS, dtype=sim.dtype)
+        sim.forward()
+        for _ in range(STAND_STEPS):
+            assert not sim.step(R.DECIMATION, kinematics=False).any()
+        out["pos"].append(sim.qpos[:, :3].double().clone())
+        out["speed"].append(sim.qvel.double().abs().max(1).values)
+        out["ground"].append(torch.tensor(ground, dtype=torch.float64))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def check_fallen(tids: list[int]) -> None:
+    pytest.importorskip("mujoco_warp")
+    c, w = lie_down(tids, "cpu"), lie_down(tids, "warp")
+    per = (1 + len(STAND_GOALS)) * len(FALLEN_POSES)
+    rows, failures, compared = [], [], 0
+    for i in range(len(c["speed"])):
+        tid, k = tids[i // per], i % per
+        rest = c["speed"][i] < REST_SPEED and w["speed"][i] < REST_SPEED
+        same_place = float((c["pos"][i, :2] - w["pos"][i, :2]).norm()) < 0.015
+        dz = abs(float(c["pos"][i, 2] - w["pos"][i, 2]))
+        lifted = float(c["pos"][i, 2] - c["ground"][i])
+        rows.append(f"{T.TERRAIN_NAMES[tid]:34s} #{k} z {c['pos'][i, 2]:.4f} / {w['pos'][i, 2]:.4f} dz {1000 * dz:6.2f}"
+                    f" mm, base {lifted:.3f} m over the ground, rest {rest}, same place {same_place}")  # fmt: skip
+        if rest and same_place:
+            compared += 1
+            if dz > ENGINE_DZ:
+                failures.append(f"{rows[-1]}: engines differ")
+        # lying on its back, the base is within 0.1 m of the highest sample around its start (lower where it slid
+        # down a step); a robot held up by its legs would be 0.3 m up
+        if rest and lifted > 0.1:
+            failures.append(f"{rows[-1]}: not lying on the terrain")
+    print("\n".join(rows))
+    assert not failures, "\n".join(failures + rows)
+    assert compared >= 0.75 * len(rows), "too few placements at rest to compare\n" + "\n".join(rows)
+
+
+def test_fallen_robot_rests_alike_on_both_engines():
+    check_fallen([0, 6, 15])
+
+
+@pytest.mark.slow
+def test_fallen_robot_rests_alike_on_both_engines_all_types():
+    check_fallen([t for t in range(21) if t not in (0, 6, 15)])

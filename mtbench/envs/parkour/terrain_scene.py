@@ -32,8 +32,8 @@ down (Warp on its CPU device; the kernels are the GPU's):
 Clipping the pits to -0.5 m did not help (4/2048 for the foot): cliff edges are also where it fails. In drop
 tests (tests/test_parkour_terrains.py) spheres and capsules come to rest at the same heights on both engines
 on all 21 terrain types, but a dropped box is thrown around by these contacts in Warp and not in C. So: robot
-geoms that touch the terrain should be spheres and capsules where possible (the Go1's trunk is a box), and a
-robot-level parity test on Warp is needed before trusting box contacts on this terrain.
+geoms that touch the terrain are spheres and capsules only (the Go1's trunk box collides as two capsules, see
+go1.xml), and the robot-level parity tests (tests/test_parkour_env.py) run on both engines.
 
 Collision bits: by default the terrain geom has contype = 1, conaffinity = 1 (`CONTYPE`, `CONAFFINITY`;
 `add_terrain` takes others, e.g. robot.py's TERRAIN_CONAFFINITY = 2) and friction 1.0 (upstream's;
