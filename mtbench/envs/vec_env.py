@@ -361,7 +361,9 @@ class MultiTaskVecEnv:
             blk.prev_frame.copy_(frame)
             r, succ = blk.task.evaluate(blk.state, o, a)
             succ = succ & ~bl
-            done = (succ & self.terminate_on_success) | (self.ep_length[blk.sl] >= self.episode_length - 1) | bl
+            done = (self.ep_length[blk.sl] >= self.episode_length - 1) | bl
+            if self.terminate_on_success:
+                done |= succ
             obs39.append(o)
             obs39_next.append(self._auto_reset(blk, done, o))
             rewards.append(r)
@@ -369,6 +371,11 @@ class MultiTaskVecEnv:
             blowups.append(bl)
             dones.append(done)
 
+        final_obs = self._full_obs(obs39)
+        obs = final_obs.clone()
+        for blk, o, fresh in zip(self.blocks, obs39, obs39_next):
+            if fresh is not o:  # the block reset some worlds (on the CPU engine only those that did)
+                obs[blk.sl, :39] = fresh
         blowup = torch.cat(blowups)
         done = torch.cat(dones)
         reward = torch.cat(rewards).float() * self.reward_scale
@@ -383,7 +390,7 @@ class MultiTaskVecEnv:
         info = {
             "success": success,
             "task_id": self.env_task_id,
-            "final_obs": self._full_obs(obs39),
+            "final_obs": final_obs,
             "physics_blowup": blowup,
             "physics_resets": self.physics_resets.clone(),
             "episode": {
@@ -398,7 +405,7 @@ class MultiTaskVecEnv:
         self.ep_return *= keep
         self.ep_length *= keep
         self.ep_success &= keep
-        self.obs = self._full_obs(obs39_next)
+        self.obs = obs
         self.metaworld_obs = torch.cat(obs39_next)
         return self.obs, reward, terminated, truncated, info
 
