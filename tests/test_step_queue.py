@@ -35,7 +35,7 @@ def _rollout(env, steps: int) -> list[torch.Tensor]:
 def test_background_stepping_equals_inline_stepping():
     # 5 tasks, 3 worlds each, 12-step episodes with random initial progress: resets on most steps
     kw = dict(num_envs=15, device="cpu", seed=5, episode_length=12, random_init_progress=True, nthread=2)
-    tasks = ["reach", "push", "door-open", "drawer-close", "window-open"]
+    tasks = ["reach-v3", "push-v3", "door-open-v3", "drawer-close-v3", "window-open-v3"]
     threaded = mtbench.make(tasks, **kw)
     inline = mtbench.make(tasks, **kw)
     inline._queue = StepQueue(0)
