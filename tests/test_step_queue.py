@@ -44,6 +44,10 @@ def test_background_stepping_equals_inline_stepping():
     assert any(t.dtype == torch.bool and t.any() for t in a)  # episodes did end along the way
     for x, y in zip(a, b):
         assert torch.equal(x, y)
+    threaded.close()  # the workers stop; a closed env goes on stepping inline, with the same results
+    assert threaded._queue._pool is None
+    a, b = _rollout(threaded, 3), _rollout(inline, 3)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_bench_env_runs_and_reports_the_ceiling(capsys):

@@ -42,3 +42,6 @@ class GymVectorEnv(gym.vector.VectorEnv):
             "episode": {k: v.cpu().numpy() for k, v in ep.items()},
         }
         return obs.cpu().numpy(), rew.cpu().numpy(), term.cpu().numpy(), trunc.cpu().numpy(), infos
+
+    def close_extras(self, **kwargs) -> None:
+        self.env.close()

@@ -477,6 +477,11 @@ class MultiTaskVecEnv:
             s.sim.forward()
             self._blend(s, everything, snap)  # kinematics must not have touched the restored state
 
+    def close(self) -> None:
+        """Stop the physics worker threads (they also stop when the env is garbage-collected). A closed env
+        still works: it steps its blocks inline."""
+        self._queue.close()
+
     def __repr__(self) -> str:
         tasks = ", ".join(f"{n}x{c}" for n, c in zip(self.task_names, self.task_counts))
         return f"MultiTaskVecEnv({self.num_envs} envs on {self.device}/{self.engine}: {tasks})"
