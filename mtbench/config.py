@@ -127,7 +127,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"task_counts {counts} must have one positive entry per task ({len(ids)}) and sum to "
                 f"num_envs={cfg.num_envs}"
             )
-        _resolve_network(cfg.network, len(ids))
+        _resolve_network(cfg.network, len(ids), cfg.suite)
         if (
             cfg.suite == "parkour" and cfg.parkour.onehot == "terrains" and len(ids) != len(TERRAIN_NAMES)
             and cfg.network.name not in ("mlp", "multihead")
@@ -166,10 +166,16 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _resolve_network(net: DictConfig, n_tasks: int) -> None:
-    """Fill `null` network sizes from the network's `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3
-    gives two columns; sets of more than 10 tasks take the MT50 one), then drop that table."""
+def _resolve_network(net: DictConfig, n_tasks: int, suite: str = "metaworld") -> None:
+    """Fill `null` network sizes from the network's `by_suite: {suite: {key: value}}` (the parkour benchmark's
+    Table 7), then from its `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3 gives two columns; sets of
+    more than 10 tasks take the MT50 one), then drop both tables. Values set in the YAML or on the command line
+    are never replaced."""
+    per_suite = (net.pop("by_suite", None) or {}).get(suite) or {}
     table = net.pop("by_task_set", None) or {}
+    for key, value in per_suite.items():
+        if net.get(key) is None:
+            net[key] = value
     for key, (mt10, mt50) in table.items():
         if net.get(key) is None:
             net[key] = mt10 if n_tasks <= 10 else mt50

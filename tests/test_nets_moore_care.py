@@ -231,3 +231,27 @@ def test_actor_and_critic_parameters_partition_the_trainable_parameters(tmp_path
         assert not actor & critic
         assert actor | critic == trainable
         assert id(net.log_std) in actor
+
+
+@pytest.mark.parametrize("agg", ["tanh", "linear"])
+def test_moore_aggregation_activation(agg: str):
+    """Table 3's [Linear, Tanh] squashes the task-weighted expert sum before the head; Table 7's [Linear, Linear]
+    passes it on as it is."""
+    from mtbench.nets.moore import MOOREBody
+
+    torch.manual_seed(0)
+    body = MOOREBody(7 + 3, 2, 3, n_experts=2, num_layers=2, hidden_dim=16, task_encoder_units=(8,),
+                     multihead=False, agg_activation=agg)  # fmt: skip
+    with torch.no_grad():  # make the sums large, where tanh and identity differ
+        body.task_encoder[-1].weight.mul_(50.0)
+    obs = torch.cat([torch.randn(5, 7), torch.eye(3)[torch.tensor([0, 1, 2, 0, 1])]], dim=1)
+    seen = {}
+    body.head.register_forward_hook(lambda m, inp, out: seen.setdefault("x", inp[0]))
+    body(obs, torch.tensor([0, 1, 2, 0, 1]))
+    raw = torch.einsum("be,ebd->bd", body.task_encoder(obs[:, 7:]), body.features(obs))
+    expected = torch.tanh(raw) if agg == "tanh" else raw
+    torch.testing.assert_close(seen["x"][:, :16], expected)
+    assert raw.abs().max() > 2.0  # the two choices really differ on this input
+    with pytest.raises(ValueError, match="agg_activation"):
+        MOOREBody(10, 2, 3, n_experts=2, num_layers=1, hidden_dim=8, task_encoder_units=(), multihead=False,
+                  agg_activation="relu")  # fmt: skip

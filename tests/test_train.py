@@ -33,7 +33,7 @@ def _cfg(*overrides):
         (["record_videos=True"], "test=True"),
         (["sim_device=cuda:0"] if not torch.cuda.is_available() else ["task=mt10", "num_envs=5"], "CUDA|fewer"),
         (["network=resnet"], "unknown network 'resnet'; available: care"),
-        (["network=moore", "network.n_expert=3"], "'network.n_expert'; valid keys here: by_task_set, hidden_dim"),
+        (["network=moore", "network.n_expert=3"], "'network.n_expert'; valid keys here: agg_activation, by_suite"),
     ],
 )
 def test_bad_configs_fail_with_a_clear_message(overrides, match):
@@ -141,8 +141,23 @@ def test_network_sizes_follow_the_task_set():
     assert _cfg("network=moore_mh", "task=mt25").network.n_experts == 6
     assert _cfg("network=moore", "network.n_experts=2").network.n_experts == 2
     assert _cfg("network=paco").network.K == 5 and _cfg("network=paco", "task=mt50").network.K == 20
-    assert "by_task_set" not in _cfg("network=paco").network
+    assert "by_task_set" not in _cfg("network=paco").network and "by_suite" not in _cfg("network=paco").network
     assert _cfg("network=care_mh").network.multihead is True
+    mt = _cfg("network=moore", "task=mt50").network
+    assert (mt.num_layers, mt.hidden_dim, list(mt.task_encoder_units), mt.agg_activation) == (3, 400, [256], "tanh")
+
+
+def test_network_sizes_for_parkour_follow_table_7():
+    """Table 7 (parkour) replaces Table 3's sizes, whatever the number of terrain types; the command line wins."""
+    moore = _cfg("task=parkour_hard", "network=moore").network
+    assert (moore.n_experts, moore.num_layers, moore.hidden_dim) == (2, 2, 256)
+    assert list(moore.task_encoder_units) == [128] and moore.agg_activation == "linear" and moore.init_log_std == 1.0
+    assert _cfg("task=parkour_hard", "network=moore", "network.num_layers=3").network.num_layers == 3
+    assert _cfg("task=parkour_hard", "network=moore_mh").network.n_experts == 2
+    assert _cfg("task=parkour_hard", "network=paco").network.K == 5  # 21 types would take MT50's 20
+    soft = _cfg("task=parkour_easy", "network=soft_modularization").network
+    assert (soft.num_layers, list(soft.task_units), list(soft.state_units)) == (2, [128], [256, 256])
+    assert _cfg("network=soft_modularization").network.num_layers == 4  # Meta-World keeps Table 3
 
 
 @pytest.mark.parametrize("network", ["multihead", "care_mh", "moore", "paco", "soft_modularization"])

@@ -13,6 +13,9 @@ from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.multihead import TaskHeads
 
 
+AGG_ACTIVATIONS = ("tanh", "linear")
+"""After the task-weighted sum of the experts: MTBench Table 3 (Meta-World) tanh, Table 7 (parkour) none."""
+
 def xavier_init(module: nn.Module) -> nn.Module:
     """Upstream's initialiser: Xavier-uniform weights and zero biases for every nn.Linear and TaskHeads.
     Expert layers are left alone: they already carry Xavier weights and upstream's U[0, 1) biases."""
@@ -44,7 +47,7 @@ def gram_schmidt(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 class MOOREBody(nn.Module):
-    """One MOORE actor or critic: experts -> Gram-Schmidt -> task-weighted sum -> tanh -> head."""
+    """One MOORE actor or critic: experts -> Gram-Schmidt -> task-weighted sum -> tanh (or none) -> head."""
 
     def __init__(
         self,
@@ -56,8 +59,12 @@ class MOOREBody(nn.Module):
         hidden_dim: int,
         task_encoder_units: tuple[int, ...],
         multihead: bool,
+        agg_activation: str = "tanh",
     ):
         super().__init__()
+        if agg_activation not in AGG_ACTIVATIONS:
+            raise ValueError(f"agg_activation must be one of {AGG_ACTIVATIONS}, got {agg_activation!r}")
+        self.agg_tanh = agg_activation == "tanh"
         self.n_tasks = n_tasks
         self.true_obs_dim = obs_dim - n_tasks
         self.experts = ExpertMLP(
@@ -81,7 +88,9 @@ class MOOREBody(nn.Module):
     def forward(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         one_hot = obs[:, self.true_obs_dim :]
         w = self.task_encoder(one_hot)  # (B, E)
-        y = torch.tanh(torch.einsum("be,ebd->bd", w, self.features(obs)))  # agg_activation [Linear, Tanh]
+        y = torch.einsum("be,ebd->bd", w, self.features(obs))
+        if self.agg_tanh:  # agg_activation [Linear, Tanh] (Table 3); parkour's Table 7 has [Linear, Linear]
+            y = torch.tanh(y)
         if self.multihead:
             return self.head(y, task)
         return self.head(torch.cat([y, one_hot], dim=-1))
@@ -103,6 +112,7 @@ class MOOREActorCritic(nn.Module):
         task_encoder_units: tuple[int, ...] = (256,),
         init_log_std: float = 0.0,
         multihead: bool = False,
+        agg_activation: str = "tanh",
     ):
         super().__init__()
         if n_experts is None:
@@ -118,6 +128,7 @@ class MOOREActorCritic(nn.Module):
             hidden_dim=hidden_dim,
             task_encoder_units=tuple(task_encoder_units),
             multihead=multihead,
+            agg_activation=agg_activation,
         )
         self.actor = MOOREBody(out_dim=action_dim, **body)
         self.critic = MOOREBody(out_dim=1, **body)
