@@ -12,9 +12,9 @@ from torch import nn
 from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.multihead import TaskHeads
 
-
 AGG_ACTIVATIONS = ("tanh", "linear")
 """After the task-weighted sum of the experts: MTBench Table 3 (Meta-World) tanh, Table 7 (parkour) none."""
+
 
 def xavier_init(module: nn.Module) -> nn.Module:
     """Upstream's initialiser: Xavier-uniform weights and zero biases for every nn.Linear and TaskHeads.
