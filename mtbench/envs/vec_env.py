@@ -87,6 +87,15 @@ def allocate_envs(num_envs: int | None, task_counts: list[int] | None, n_tasks: 
     return task_counts
 
 
+def check_state_layout(state: dict, task_ids: list[int], task_counts: list[int]) -> None:
+    """An env `state_dict` loads only into an env of the same tasks and envs per task; shared by every suite."""
+    if state["task_ids"] != list(task_ids) or state["task_counts"] != list(task_counts):
+        raise ValueError(
+            f"env state is for tasks {state['task_ids']} x {state['task_counts']}, this env has "
+            f"{list(task_ids)} x {list(task_counts)}"
+        )
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
@@ -454,11 +463,7 @@ class MultiTaskVecEnv:
         return out
 
     def load_state_dict(self, state: dict) -> None:
-        if state["task_ids"] != list(self.task_ids) or state["task_counts"] != list(self.task_counts):
-            raise ValueError(
-                f"env state is for tasks {state['task_ids']} x {state['task_counts']}, this env has "
-                f"{list(self.task_ids)} x {list(self.task_counts)}"
-            )
+        check_state_layout(state, self.task_ids, self.task_counts)
         self.gen.set_state(state["gen"])
         for k in _ENV_STATE:
             setattr(self, k, state[k].to(self.device).clone())

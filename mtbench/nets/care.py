@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mtbench.nets.actor_critic import SeparateActorCritic
 from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.mlp import mlp
 from mtbench.nets.moore import xavier_init
@@ -106,7 +107,7 @@ class CAREBody(nn.Module):
         return self.head(h, task) if self.multihead else self.head(h)
 
 
-class CAREActorCritic(nn.Module):
+class CAREActorCritic(SeparateActorCritic):
     """Actor and critic are separate CARE networks (upstream `separate: True`), each with its own context
     encoder over the same frozen task embeddings."""
 
@@ -153,20 +154,6 @@ class CAREActorCritic(nn.Module):
         self.critic = CAREBody(out_dim=1, **body)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
-    def forward(self, obs: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action mean, log-std broadcast to the batch, normalised value (B,))."""
-        mu = self.actor(obs, task)
-        return mu, self.log_std.expand_as(mu), self.value(obs, task)
-
-    def value(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs, task).squeeze(-1)
-
     def attention_weights(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """The actor's attention over its encoders (B, E), for diagnostics and tests."""
         return self.actor.attend(obs, task)[2]
-
-    def actor_parameters(self) -> list[nn.Parameter]:
-        return [*self.actor.parameters(), self.log_std]
-
-    def critic_parameters(self) -> list[nn.Parameter]:
-        return list(self.critic.parameters())

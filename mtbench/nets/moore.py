@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from mtbench.nets.actor_critic import SeparateActorCritic
 from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.multihead import TaskHeads
 
@@ -96,7 +97,7 @@ class MOOREBody(nn.Module):
         return self.head(torch.cat([y, one_hot], dim=-1))
 
 
-class MOOREActorCritic(nn.Module):
+class MOOREActorCritic(SeparateActorCritic):
     """Actor and critic are separate MOORE networks (upstream `separate: True`), so the 4x-weighted value loss
     cannot rotate the actor's expert basis. `n_experts=None` picks the paper's 4 for up to 10 tasks, else 6."""
 
@@ -134,20 +135,6 @@ class MOOREActorCritic(nn.Module):
         self.critic = MOOREBody(out_dim=1, **body)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
-    def forward(self, obs: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action mean, log-std broadcast to the batch, normalised value (B,))."""
-        mu = self.actor(obs, task)
-        return mu, self.log_std.expand_as(mu), self.value(obs, task)
-
-    def value(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs, task).squeeze(-1)
-
     def features(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """The actor's orthonormalised expert outputs (E, B, D), for diagnostics and tests."""
         return self.actor.features(obs)
-
-    def actor_parameters(self) -> list[nn.Parameter]:
-        return [*self.actor.parameters(), self.log_std]
-
-    def critic_parameters(self) -> list[nn.Parameter]:
-        return list(self.critic.parameters())

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtbench.nets.actor_critic import SeparateActorCritic
 from mtbench.nets.experts import ExpertLinear
 from mtbench.nets.mlp import mlp
 
@@ -71,7 +72,8 @@ class SoftModularNet(nn.Module):
         E = self.n_experts
         return F.softmax(torch.stack(logits).view(len(logits), u.shape[0], E, E), dim=-1)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        """`task` is unused: the task enters through the one-hot columns of `obs`."""
         u = self.embed(obs)
         x = u  # (B, D), broadcast to every expert of the first layer
         for layer, p in zip(self.layers, self.routing(u)):
@@ -79,7 +81,7 @@ class SoftModularNet(nn.Module):
         return self.head(x).sum(0)
 
 
-class SoftModularActorCritic(nn.Module):
+class SoftModularActorCritic(SeparateActorCritic):
     """Actor and critic are separate SoftModularNets (upstream `separate: True`), each with its own encoders
     and routing, so the 4x-weighted value loss cannot re-route the policy."""
 
@@ -111,20 +113,6 @@ class SoftModularActorCritic(nn.Module):
         self.critic = SoftModularNet(out_dim=1, **body)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
-    def forward(self, obs: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(action mean, log-std broadcast to the batch, normalised value (B,))."""
-        mu = self.actor(obs)
-        return mu, self.log_std.expand_as(mu), self.value(obs, task)
-
-    def value(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs).squeeze(-1)
-
     def routing(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """The actor's routing probabilities (L, B, E, E), for diagnostics and tests."""
         return self.actor.routing(self.actor.embed(obs))
-
-    def actor_parameters(self) -> list[nn.Parameter]:
-        return [*self.actor.parameters(), self.log_std]
-
-    def critic_parameters(self) -> list[nn.Parameter]:
-        return list(self.critic.parameters())

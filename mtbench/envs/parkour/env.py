@@ -42,7 +42,13 @@ from mtbench.envs.parkour import robot as R
 from mtbench.envs.parkour.scene import PD_FIELDS, PD_MODES, PER_WORLD, ParkourScene, build_scene
 from mtbench.envs.parkour.settings import MAX_INIT_LEVEL, resolve, terrain_id
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
-from mtbench.envs.vec_env import _check_engine, allocate_envs, resolve_device, torch_single_threaded
+from mtbench.envs.vec_env import (
+    _check_engine,
+    allocate_envs,
+    check_state_layout,
+    resolve_device,
+    torch_single_threaded,
+)
 from mtbench.sim import SceneBlock, make_block
 
 ACTION_CLIP = 5.0
@@ -605,11 +611,7 @@ class ParkourVecEnv:
         return out
 
     def load_state_dict(self, state: dict) -> None:
-        if state["task_ids"] != list(self.task_ids) or state["task_counts"] != list(self.task_counts):
-            raise ValueError(
-                f"env state is for tasks {state['task_ids']} x {state['task_counts']}, this env has "
-                f"{list(self.task_ids)} x {list(self.task_counts)}"
-            )
+        check_state_layout(state, self.task_ids, self.task_counts)
         self.gen.set_state(state["gen"])
         self._counter = int(state["counter"])
         for k in _STATE:
