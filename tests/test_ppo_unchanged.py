@@ -1,0 +1,37 @@
+"""PPO is unchanged by refactors of the trainer: fixed-seed CPU runs (MT10, a few iterations) end with the
+parameters recorded before the algorithm interface was introduced (commit 507be00), bit for bit.
+
+The hashes hold for the pinned torch CPU build on a 2-core machine; a change of torch, of the thread count or
+of the algorithm itself changes them, and then this test says so rather than letting PPO drift silently."""
+
+import hashlib
+
+import pytest
+import torch
+
+from mtbench.train import run
+
+TINY = ["task=mt10", "num_envs=20", "train.ppo.horizon=8", "train.ppo.minibatch_size=40", "train.ppo.mini_epochs=2",
+        "max_iterations=3", "seed=7", "eval.episodes_per_task=1", "env.episode_length=10", "progress=false",
+        "sim_device=cpu"]  # fmt: skip
+
+RECORDED = {
+    "vanilla": ((), "5ed0f3818aabbc2c82745f79d02efc3a1db7e0441ed08ed87be52c38db86c6a4"),
+    "paco_pcgrad": (("network=paco", "scheme=pcgrad"), "1593258c95549065531da6b4a2a2003b7edbdc891a9f17104f9f931cba3937cc"),
+}
+
+
+def parameter_hash(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_fixed_seed_ppo_run_ends_with_the_recorded_parameters(tmp_path, name):
+    overrides, expected = RECORDED[name]
+    run(TINY + list(overrides) + [f"runs_dir={tmp_path}", "experiment=h"])
+    state = torch.load(tmp_path / "h" / "checkpoints" / "latest.pt", weights_only=False)["agent"]["net"]
+    assert parameter_hash(state) == expected
