@@ -106,11 +106,10 @@ def reference(benchmark: str, steps: int) -> dict:
 
 
 def train_speed(args: list[str]) -> None:
-    """Training iterations (rollout + update) vs the same env stepped with random actions, one process."""
-    from mtbench.algos.ppo import Rollout
+    """The runner's own training iterations (acting + update, any `train=`) vs the same env stepped with random
+    actions, one process."""
     from mtbench.config import compose, resolve_config
-    from mtbench.envs.vec_env import torch_single_threaded
-    from mtbench.train import EpisodeStats, build_agent, build_env, collect
+    from mtbench.train import Runner
 
     iterations = 10
     rest = []
@@ -120,33 +119,23 @@ def train_speed(args: list[str]) -> None:
         else:
             rest.append(a)
     cfg = resolve_config(compose(rest + ["progress=false"]))
-    env = build_env(cfg)
-    agent = build_agent(cfg, env.obs_dim, env.action_dim)
-    T, N, dev = agent.cfg.horizon, env.num_envs, agent.device
-    print(f"{env}\nPPO horizon {T}, minibatch {agent.cfg.minibatch_size}, {iterations} iterations per measurement")
-    env_fps = ours(env, iterations * T)
-    buf = Rollout.empty(T, N, env.obs_dim, env.action_dim, env.task_index.to(dev))
-    stats = EpisodeStats(len(cfg.task_ids), dev)
-    obs = env.reset().to(dev)
+    runner = Runner(cfg)
+    env, algo = runner.env, runner.algo
+    print(f"{env}\n{algo.describe()}, {iterations} iterations per measurement")
+    env_fps = ours(env, iterations * algo.steps_per_iteration)
+    runner.obs = env.reset()
     times = {"collect": 0.0, "update": 0.0}
     for i in range(iterations + 1):
-        t0 = time.perf_counter()
-        with torch_single_threaded(dev.type == "cpu"):
-            obs = collect(agent, env, obs, buf, stats)
-            last = agent.value(obs, buf.task)
-        t1 = time.perf_counter()
-        agent.update(buf, last)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
+        _, _, t_act, t_update = runner.iteration()
         if i:  # the first iteration warms up
-            times["collect"] += t1 - t0
-            times["update"] += t2 - t1
+            times["collect"] += t_act
+            times["update"] += t_update
     total = times["collect"] + times["update"]
-    train_fps = iterations * T * N / total
+    frames = iterations * runner.batch
+    train_fps = frames / total
     print("| measurement | frames/s |\n|---|---:|")
     print(f"| env only (random actions) | {env_fps:,.0f} |")
-    print(f"| training, rollout phase | {iterations * T * N / times['collect']:,.0f} |")
+    print(f"| training, rollout phase | {frames / times['collect']:,.0f} |")
     print(f"| training end to end (rollout + update) | {train_fps:,.0f} |")
     print(
         f"end-to-end / env-only = {train_fps / env_fps:.2f}  (update is {100 * times['update'] / total:.0f} % of time)"
@@ -156,9 +145,8 @@ def train_speed(args: list[str]) -> None:
 def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats: int) -> float:
     """Median seconds of one minibatch gradient step (forward, per-task losses, scheme, clip, Adam) of the
     method given by `overrides`, on a synthetic rollout of exactly one minibatch."""
-    from mtbench.algos.ppo import Rollout
     from mtbench.config import compose, resolve_config
-    from mtbench.train import build_agent
+    from mtbench.train import build_algorithm
 
     task = "mt10" if n_tasks == 10 else "mt50"
     horizon = 32
@@ -166,10 +154,11 @@ def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats
     cfg = resolve_config(compose([f"task={task}", f"num_envs={n_envs}", f"train.ppo.minibatch_size={minibatch}",
                                   "train.ppo.mini_epochs=1", "progress=false", *overrides]))  # fmt: skip
     obs_dim = 39 + n_tasks
-    agent = build_agent(cfg, obs_dim, 4)
+    agent = build_algorithm(cfg, obs_dim, 4)
     gen = torch.Generator().manual_seed(0)
     task_of_env = torch.arange(n_envs) * n_tasks // n_envs
-    buf = Rollout.empty(horizon, n_envs, obs_dim, 4, task_of_env.to(agent.device))
+    agent.start(task_of_env)
+    buf = agent.buf
     buf.obs[..., :39] = torch.randn(horizon, n_envs, 39, generator=gen)
     buf.obs[..., 39:] = torch.nn.functional.one_hot(task_of_env, n_tasks).float()
     buf.actions.normal_(generator=gen)
@@ -179,7 +168,7 @@ def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats
     times = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
-        agent.update(buf, torch.zeros(n_envs, device=agent.device))
+        agent.learn(buf, torch.zeros(n_envs, device=agent.device))
         if agent.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

@@ -84,7 +84,7 @@ def _checkpoint_policy(path: str, env):
     import torch
     from omegaconf import OmegaConf
 
-    from mtbench.train import build_agent
+    from mtbench.train import build_algorithm
 
     if not Path(path).is_file():
         raise SystemExit(f"policy must be zero, random or a checkpoint file; {path!r} is none of them")
@@ -94,10 +94,10 @@ def _checkpoint_policy(path: str, env):
         raise SystemExit(f"checkpoint {path} was trained on {ckpt['task_names']} (obs {ckpt['obs_dim']}); "
                          f"pass the same task= (this env: {env.task_names}, obs {env.obs_dim})")  # fmt: skip
     cfg.rl_device = "cpu"
-    agent = build_agent(cfg, env.obs_dim, env.action_dim)
+    agent = build_algorithm(cfg, env.obs_dim, env.action_dim)
     agent.load_state_dict(ckpt["agent"], weights_only=True)
     task = env.task_index
-    return lambda e: agent.act(e.obs, task, deterministic=True)["action"]
+    return lambda e: agent.policy(e.obs, task)
 
 
 def play(args: list[str]) -> None:

@@ -18,6 +18,10 @@ from mtbench.envs.vec_env import even_counts
 CONF_DIR = Path(__file__).parent / "conf"
 
 
+PROFILE_RUN_KEYS = ("num_envs", "max_iterations", "max_minutes")
+"""Keys of a train config's `gpu`/`cpu` profile that size the run; the others are the algorithm's settings."""
+
+
 class ConfigError(ValueError):
     """A configuration that cannot run; the message says what to change."""
 
@@ -136,15 +140,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"network={cfg.network.name} reads the task one-hot as {len(ids)} columns, but parkour.onehot=terrains "
                 f"makes it {len(TERRAIN_NAMES)} wide; use parkour.onehot=tasks (or network=mlp)"
             )
-        ppo = cfg.train.ppo
-        if ppo.minibatch_size is None:
-            batch = cfg.num_envs * ppo.horizon
-            ppo.minibatch_size = min(int(profile.minibatch_size), batch)
-        if (cfg.num_envs * ppo.horizon) % ppo.minibatch_size:
-            raise ConfigError(
-                f"train.ppo.minibatch_size={ppo.minibatch_size} must divide num_envs*horizon="
-                f"{cfg.num_envs * ppo.horizon}"
-            )
+        _resolve_algorithm(cfg, profile)
         if cfg.max_iterations is None:
             cfg.max_iterations = int(profile.max_iterations)
         if cfg.max_minutes is None and "max_minutes" in profile:
@@ -164,6 +160,24 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         if cfg.record_videos and not cfg.test:
             raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
     return cfg
+
+
+def _resolve_algorithm(cfg: DictConfig, profile: DictConfig) -> None:
+    """`train.algo` must be registered; its settings `train.<algo>` get their machine defaults from the profile
+    (`train.gpu` / `train.cpu`) and are checked against num_envs by the algorithm itself."""
+    from mtbench.algos import ALGORITHMS
+
+    algo = cfg.train.algo
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"train.algo={algo!r} is not an algorithm; available: {', '.join(sorted(ALGORITHMS))}")
+    if algo not in cfg.train:
+        raise ConfigError(f"train={cfg.train.name} has no train.{algo} section with the settings of {algo}")
+    machine = {k: v for k, v in OmegaConf.to_container(profile).items() if k not in PROFILE_RUN_KEYS}
+    settings = OmegaConf.to_container(cfg.train[algo])
+    try:
+        cfg.train[algo] = ALGORITHMS[algo].resolve_settings(settings, int(cfg.num_envs), machine)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def _resolve_network(net: DictConfig, n_tasks: int, suite: str = "metaworld") -> None:

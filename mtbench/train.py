@@ -1,8 +1,10 @@
-"""`mtbench train ...` / `python -m mtbench.train ...`: MT-PPO on the multi-task env, with a run directory,
-checkpoints, resume, a progress bar, learning curves and a summary table; `test=True` evaluates a checkpoint.
+"""`mtbench train ...` / `python -m mtbench.train ...`: the runner. Any algorithm of `mtbench.algos` (`train=ppo`,
+`train=sac`, ...) on the multi-task env, with a run directory, checkpoints, resume, a progress bar, learning
+curves and a summary table; `test=True` evaluates a checkpoint.
 
-The loop is rollout (horizon steps of the batched env, all on the device) then update. Host syncs happen
-once per iteration, for logging, never inside the rollout or the minibatch loop.
+An iteration is the algorithm's `steps_per_iteration` vector steps (acting and observing, all on the device)
+then its update. The runner names no algorithm: it calls the interface of `mtbench.algos.base.Algorithm`. Host
+syncs happen once per iteration, for logging, never inside the rollout or the update.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import mtbench
-from mtbench.algos.ppo import PPO, PPOConfig, Rollout
+from mtbench.algos import Algorithm, make_algorithm
 from mtbench.config import ConfigError, compose, resolve_config
-from mtbench.envs.vec_env import MultiTaskVecEnv, torch_single_threaded
+from mtbench.envs.vec_env import torch_single_threaded
 from mtbench.eval import TaskResult, format_table, run_episodes
-from mtbench.mtrl import make_scheme
-from mtbench.nets import make_network
 from mtbench.runlog import RunLog
 
 SMOOTH = 10  # iterations over which "recent success" (progress bar, best checkpoint) is averaged
@@ -88,17 +88,13 @@ def build_env(cfg: DictConfig, **overrides):
     )  # fmt: skip
 
 
-def build_agent(cfg: DictConfig, obs_dim: int, action_dim: int) -> PPO:
-    n_tasks = len(cfg.task_ids)
-    torch.manual_seed(cfg.seed)
-    net = make_network(obs_dim, action_dim, list(cfg.task_names), **cfg.network)
-    gen = torch.Generator(device=cfg.rl_device)
-    gen.manual_seed(cfg.seed)
-    ppo_cfg = PPOConfig.from_dict(dict(cfg.train.ppo))
-    scheme_cfg = dict(cfg.scheme)
-    dev = torch.device(cfg.rl_device)
-    scheme = make_scheme(scheme_cfg.pop("name"), n_tasks, dev, generator=gen, **scheme_cfg)
-    return PPO(net, obs_dim, n_tasks, ppo_cfg, dev, gen, scheme)
+def build_algorithm(cfg: DictConfig, obs_dim: int, action_dim: int) -> Algorithm:
+    """The learner `train.algo` with its settings `train.<algo>`, the network and the MTRL scheme of `cfg`."""
+    algo = cfg.train.algo
+    return make_algorithm(
+        algo, cfg.train[algo], cfg.network, cfg.scheme, obs_dim, action_dim, list(cfg.task_names), cfg.rl_device,
+        cfg.seed,
+    )  # fmt: skip
 
 
 def load_checkpoint(cfg: DictConfig) -> dict:
@@ -115,6 +111,10 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     obs_dim = build_env(cfg, task_counts=[1] * len(cfg.task_ids)).obs_dim
     if ckpt["obs_dim"] != obs_dim:
         raise ConfigError(f"checkpoint {path} has observation size {ckpt['obs_dim']}, this env gives {obs_dim}")
+    algo = ckpt["config"]["train"]["algo"]
+    if algo != cfg.train.algo:
+        raise ConfigError(f"checkpoint {path} was trained with train.algo={algo}, this run has {cfg.train.algo}; "
+                          f"pass the checkpoint's train=...")  # fmt: skip
     if dict(ckpt["network"]) != dict(cfg.network):
         raise ConfigError(
             f"checkpoint network {dict(ckpt['network'])} differs from network {dict(cfg.network)}; "
@@ -123,7 +123,7 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     return ckpt
 
 
-def load_pretrained(agent: PPO, path: Path) -> None:
+def load_pretrained(agent: Algorithm, path: Path) -> None:
     """Start from a checkpoint's network weights wherever names and shapes match (upstream's strict=False
     loading, e.g. a Go1 policy pre-trained on parkour_flat fine-tuned on the 21 terrain types); the
     optimiser, normalisers and everything else start fresh. Prints what was taken and what was not."""
@@ -140,7 +140,7 @@ def load_pretrained(agent: PPO, path: Path) -> None:
     print(f"pretrained {path}: loaded {len(taken)}/{len(own)} tensors{fresh}")
 
 
-def eval_setup(agent: PPO, cfg: DictConfig, per_task: int):
+def eval_setup(agent: Algorithm, cfg: DictConfig, per_task: int):
     """An env of `per_task` worlds per task for whole episodes with fresh goals (seeded apart from
     training), and the agent's deterministic policy on it."""
     fresh = dict(random_init_progress=False)
@@ -151,11 +151,11 @@ def eval_setup(agent: PPO, cfg: DictConfig, per_task: int):
     env = build_env(cfg, task_counts=[per_task] * len(cfg.task_ids), **fresh)
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
-    act = lambda e: agent.act(e.obs.to(agent.device), task, deterministic=True)["action"].to(e.device)
+    act = lambda e: agent.policy(e.obs.to(agent.device), task).to(e.device)
     return env, act
 
 
-def evaluate(agent: PPO, cfg: DictConfig, progress: bool = True) -> list[TaskResult]:
+def evaluate(agent: Algorithm, cfg: DictConfig, progress: bool = True) -> list[TaskResult]:
     """The evaluation protocol: deterministic actions, `eval.episodes_per_task` episodes per task, each with
     a fresh goal, success at any step."""
     env, act = eval_setup(agent, cfg, int(cfg.eval.episodes_per_task))
@@ -163,128 +163,137 @@ def evaluate(agent: PPO, cfg: DictConfig, progress: bool = True) -> list[TaskRes
         return run_episodes(env, act, progress=progress)
 
 
-def collect(agent: PPO, env: MultiTaskVecEnv, obs: torch.Tensor, buf: Rollout, stats: EpisodeStats) -> torch.Tensor:
-    """Fill `buf` with one horizon of experience; returns the observation to continue from."""
-    task, gamma, dev = buf.task, agent.cfg.gamma, agent.device
-    for t in range(buf.rewards.shape[0]):
-        out = agent.act(obs, task)
-        next_obs, reward, terminated, truncated, info = env.step(out["action"].to(env.device))
-        reward, truncated = reward.to(dev), truncated.to(dev)
-        # a time-out is not a failure: bootstrap with the value of the episode's final observation
-        final_value = agent.value(info["final_obs"].to(dev), task)
-        buf.obs[t], buf.actions[t], buf.logp[t], buf.values[t] = obs, out["action"], out["logp"], out["value"]
-        buf.mu[t], buf.sigma[t] = out["mu"], out["sigma"]
-        buf.rewards[t] = reward + gamma * final_value * truncated
-        buf.dones[t] = (terminated | truncated).to(dev)
-        stats.add({k: v.to(dev) for k, v in info["episode"].items()}, task)
-        obs = next_obs.to(dev)
-    return obs
-
-
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
 
 
-def train(cfg: DictConfig) -> list[TaskResult]:
-    ckpt = load_checkpoint(cfg) if cfg.checkpoint else None
-    env = build_env(cfg)
-    agent = build_agent(cfg, env.obs_dim, env.action_dim)
-    dev, names = agent.device, list(cfg.task_names)
-    T, N = agent.cfg.horizon, env.num_envs
-    start_iter, frames, elapsed, best = 0, 0, 0.0, -1.0
-    recent: list[float] = []
-    obs = env.reset().to(dev)
-    if cfg.pretrained is not None:
-        load_pretrained(agent, Path(cfg.pretrained))
-    if ckpt is not None:
-        agent.load_state_dict(ckpt["agent"])
-        env.load_state_dict(ckpt["env"])
-        agent.gen.set_state(ckpt["rl_gen"])
-        obs = env.obs.to(dev)
-        start_iter, frames, elapsed = ckpt["iteration"], ckpt["frames"], ckpt["elapsed"]
-        best, recent = ckpt["best"], list(ckpt["recent"])
-    log = RunLog(cfg, resume=ckpt is not None)
-    print(f"run directory: {log.dir}\n{env}\nPPO: {N} envs x {T} steps, minibatch {agent.cfg.minibatch_size}, "
-          f"{cfg.max_iterations} iterations" + (f" or {cfg.max_minutes} min" if cfg.max_minutes else ""))  # fmt: skip
-    buf = Rollout.empty(T, N, env.obs_dim, env.action_dim, env.task_index.to(dev))
-    stats = EpisodeStats(len(names), dev)
+class Runner:
+    """One training run's live objects: the env, the algorithm, the episode statistics and the counters, with
+    one `iteration()` that `train` loops over and `mtbench bench train` times."""
 
-    def state(iteration: int) -> dict:
+    def __init__(self, cfg: DictConfig, ckpt: dict | None = None):
+        self.cfg = cfg
+        self.env = build_env(cfg)
+        self.algo = build_algorithm(cfg, self.env.obs_dim, self.env.action_dim)
+        self.device = self.algo.device
+        self.task = self.env.task_index.to(self.device)
+        self.algo.start(self.env.task_index)
+        self.stats = EpisodeStats(len(cfg.task_names), self.device)
+        self.iteration_count, self.frames, self.elapsed, self.best = 0, 0, 0.0, -1.0
+        self.recent: list[float] = []
+        self.obs = self.env.reset()
+        if cfg.pretrained is not None:
+            load_pretrained(self.algo, Path(cfg.pretrained))
+        if ckpt is not None:
+            self.algo.load_state_dict(ckpt["agent"])
+            self.env.load_state_dict(ckpt["env"])
+            self.algo.gen.set_state(ckpt["rl_gen"])
+            self.obs = self.env.obs
+            self.iteration_count, self.frames, self.elapsed = ckpt["iteration"], ckpt["frames"], ckpt["elapsed"]
+            self.best, self.recent = ckpt["best"], list(ckpt["recent"])
+
+    @property
+    def batch(self) -> int:
+        """Frames per iteration."""
+        return self.algo.steps_per_iteration * self.env.num_envs
+
+    def iteration(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float, float]:
+        """Act and observe for one iteration, then update. Returns (metrics, episode statistics, seconds acting,
+        seconds updating)."""
+        algo, env, dev = self.algo, self.env, self.device
+        t0 = time.perf_counter()
+        # acting on small per-step batches: one torch thread beats OpenMP workers fighting MuJoCo's pool
+        with torch_single_threaded(dev.type == "cpu"):
+            obs = self.obs
+            for _ in range(algo.steps_per_iteration):
+                action = algo.act(obs)
+                obs, reward, terminated, truncated, info = env.step(action.to(env.device))
+                algo.observe(obs, reward, terminated, truncated, info)
+                self.stats.add({k: v.to(dev) for k, v in info["episode"].items()}, self.task)
+            self.obs = obs
+        _sync(dev)
+        t1 = time.perf_counter()
+        metrics = algo.update()
+        ep = self.stats.pop()
+        _sync(dev)
+        return metrics, ep, t1 - t0, time.perf_counter() - t1
+
+    def state(self) -> dict:
+        """The checkpoint: everything that decides the rest of the run, and what `test=True` needs."""
+        cfg = self.cfg
         return {
-            "agent": agent.state_dict(), "env": env.state_dict(), "rl_gen": agent.gen.get_state(),
-            "iteration": iteration, "frames": frames, "elapsed": elapsed, "best": best, "recent": recent,
-            "task_ids": list(cfg.task_ids), "task_names": names, "obs_dim": env.obs_dim,
+            "agent": self.algo.state_dict(buffer=bool(cfg.save_buffer)), "env": self.env.state_dict(),
+            "rl_gen": self.algo.gen.get_state(), "iteration": self.iteration_count, "frames": self.frames,
+            "elapsed": self.elapsed, "best": self.best, "recent": self.recent, "task_ids": list(cfg.task_ids),
+            "task_names": list(cfg.task_names), "obs_dim": self.env.obs_dim,
             "network": OmegaConf.to_container(cfg.network), "config": OmegaConf.to_container(cfg),
         }  # fmt: skip
 
+
+def train(cfg: DictConfig) -> list[TaskResult]:
+    ckpt = load_checkpoint(cfg) if cfg.checkpoint else None
+    runner = Runner(cfg, ckpt)
+    env, algo, names = runner.env, runner.algo, list(cfg.task_names)
+    start_iter = runner.iteration_count
+    log = RunLog(cfg, resume=ckpt is not None)
+    print(f"run directory: {log.dir}\n{env}\n{algo.describe()}: {cfg.max_iterations} iterations"
+          + (f" or {cfg.max_minutes} min" if cfg.max_minutes else ""))  # fmt: skip
     bar = tqdm(
         total=cfg.max_iterations, initial=start_iter, unit="it", disable=not cfg.progress, dynamic_ncols=True,
         file=sys.stdout,
     )  # fmt: skip
-    t_start = time.perf_counter() - elapsed
-    iteration = start_iter
+    t_start = time.perf_counter() - runner.elapsed
     for iteration in range(start_iter + 1, cfg.max_iterations + 1):
-        t0 = time.perf_counter()
-        # acting on small per-step batches: one torch thread beats OpenMP workers fighting MuJoCo's pool
-        with torch_single_threaded(dev.type == "cpu"):
-            obs = collect(agent, env, obs, buf, stats)
-            last_value = agent.value(obs, buf.task)
-        _sync(dev)
-        t1 = time.perf_counter()
-        metrics = agent.update(buf, last_value)
-        ep = stats.pop()
-        _sync(dev)
-        t2 = time.perf_counter()
-        frames += T * N
-        elapsed = t2 - t_start
-        row = _row(iteration, frames, elapsed, T * N, t1 - t0, t2 - t1, metrics, ep, names)
+        metrics, ep, t_act, t_update = runner.iteration()
+        runner.iteration_count = iteration
+        runner.frames += runner.batch
+        runner.elapsed = elapsed = time.perf_counter() - t_start
+        row = _row(iteration, runner.frames, elapsed, runner.batch, t_act, t_update, metrics, ep, names)
         log.log(row)
-        if not all(math.isfinite(row[k]) for k in ("loss/surrogate", "loss/value", "std")):
+        if not all(math.isfinite(row[k]) for k in algo.health):
             raise RuntimeError(
-                f"training diverged at iteration {iteration} (non-finite loss or policy std); the last good "
-                f"checkpoints are in {log.ckpt_dir}. Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
+                f"training diverged at iteration {iteration} (non-finite {', '.join(algo.health)}); the last good "
+                f"checkpoints are in {log.ckpt_dir}. {algo.diverged_hint}"
             )
         if row["success"] == row["success"]:  # not NaN
-            recent = (recent + [row["success"]])[-SMOOTH:]
-        smooth = sum(recent) / len(recent) if recent else 0.0
-        if len(recent) == SMOOTH and smooth > best:
-            best = smooth
-            log.save(state(iteration), "best.pt")
+            runner.recent = (runner.recent + [row["success"]])[-SMOOTH:]
+        smooth = sum(runner.recent) / len(runner.recent) if runner.recent else 0.0
+        if len(runner.recent) == SMOOTH and smooth > runner.best:
+            runner.best = smooth
+            log.save(runner.state(), "best.pt")
         if iteration % cfg.save_frequency == 0:
-            log.save(state(iteration), "latest.pt")
+            log.save(runner.state(), "latest.pt")
         bar.update(1)
         bar.set_postfix_str(
-            f"frames {frames / 1e6:.2f}M | {row['fps']:,.0f} fps | success {100 * smooth:.1f}% | "
+            f"frames {runner.frames / 1e6:.2f}M | {row['fps']:,.0f} fps | success {100 * smooth:.1f}% | "
             f"{elapsed / 60:.1f} min",
             refresh=False,
         )
         if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes:
             break
     bar.close()
-    log.save(state(iteration), "latest.pt")
-    print(f"trained {iteration - start_iter} iterations ({frames:,} frames in total, {elapsed / 60:.1f} min)")
+    log.save(runner.state(), "latest.pt")
+    done = runner.iteration_count - start_iter
+    print(f"trained {done} iterations ({runner.frames:,} frames in total, {runner.elapsed / 60:.1f} min)")
 
-    results = evaluate(agent, cfg, progress=cfg.progress)
+    results = evaluate(algo, cfg, progress=cfg.progress)
     finish(log.dir, results, f"final policy, {cfg.eval.episodes_per_task} episodes per task (deterministic)")
     log.close()
     return results
 
 
-def _row(it, frames, elapsed, batch, t_collect, t_update, metrics, ep, names) -> dict[str, float]:
-    m = {k: float(v) for k, v in metrics.items()}
+def _row(it, frames, elapsed, batch, t_act, t_update, metrics, ep, names) -> dict[str, float]:
+    """One line of metrics.jsonl: the runner's counters and episode statistics, then the algorithm's metrics."""
     ep = {k: v.cpu().tolist() for k, v in ep.items()}
     has = [c > 0 for c in ep["episodes"]]
     mean = lambda xs: sum(x for x, h in zip(xs, has) if h) / max(1, sum(has)) if any(has) else float("nan")
     row = {
-        "iteration": it, "frames": frames, "time": elapsed, "fps": batch / (t_collect + t_update),
-        "fps_collect": batch / t_collect, "success": mean(ep["success"]), "return": mean(ep["return"]),
+        "iteration": it, "frames": frames, "time": elapsed, "fps": batch / (t_act + t_update),
+        "fps_collect": batch / t_act, "success": mean(ep["success"]), "return": mean(ep["return"]),
         "episode_length": mean(ep["length"]), "episodes": sum(ep["episodes"]),
-        "loss/surrogate": m["surrogate"], "loss/value": m["value_loss"], "loss/entropy": m["entropy"],
-        "loss/bounds": m["bounds"], "kl": m["kl"], "clipfrac": m["clipfrac"], "grad_norm": m["grad_norm"],
-        "lr": m["lr"], "std": m["std"],
     }  # fmt: skip
-    row.update({k: v for k, v in m.items() if k.startswith("grad_cos") or k == "masked_tasks"})
+    row.update({k: float(v) for k, v in metrics.items()})
     for i, name in enumerate(names):
         row[f"success/{name}"] = ep["success"][i]
         row[f"return/{name}"] = ep["return"][i]
@@ -312,7 +321,7 @@ def finish(run_dir: Path, results: list[TaskResult], title: str) -> None:
 def test(cfg: DictConfig) -> list[TaskResult]:
     ckpt = load_checkpoint(cfg)
     probe = build_env(cfg, task_counts=[1] * len(cfg.task_ids))
-    agent = build_agent(cfg, probe.obs_dim, probe.action_dim)
+    agent = build_algorithm(cfg, probe.obs_dim, probe.action_dim)
     agent.load_state_dict(ckpt["agent"], weights_only=True)
     results = evaluate(agent, cfg, progress=cfg.progress)
     out_dir = Path(cfg.checkpoint).resolve().parent.parent

@@ -74,10 +74,20 @@ def test_gae_matches_the_definition():
             np.testing.assert_allclose(ours[t, n], total, rtol=1e-10, atol=1e-12)
 
 
+def _ppo_cfg(**cfg) -> PPOConfig:
+    """train.ppo of the default config (the one home of PPO's values), with `cfg` changed."""
+    from omegaconf import OmegaConf
+
+    from mtbench.config import compose
+
+    defaults = OmegaConf.to_container(compose([]).train.ppo)
+    return PPOConfig.from_dict({**defaults, "minibatch_size": 16384, **cfg})
+
+
 def _agent(n_tasks=3, **cfg):
     net = make_network(10 + n_tasks, 4, [str(i) for i in range(n_tasks)], "mlp", actor_units=(16,), critic_units=(16,))
     gen = torch.Generator().manual_seed(0)
-    return PPO(net, 10 + n_tasks, n_tasks, PPOConfig(**cfg), torch.device("cpu"), gen)
+    return PPO(net, 10 + n_tasks, n_tasks, _ppo_cfg(**cfg), torch.device("cpu"), gen)
 
 
 def _minibatch(agent, B=64, seed=0):
@@ -144,7 +154,9 @@ def test_bad_ppo_settings_are_rejected():
     with pytest.raises(ValueError, match="unknown PPO settings"):
         PPOConfig.from_dict({"horizn": 32})
     with pytest.raises(ValueError, match="schedule"):
-        PPOConfig.from_dict({"schedule": "cosine"})
+        _ppo_cfg(schedule="cosine")
+    with pytest.raises(ValueError, match=r"\['lr'\] are missing"):
+        PPOConfig.from_dict({k: v for k, v in vars(_ppo_cfg()).items() if k != "lr"})
 
 
 def test_paco_masks_out_and_resets_only_the_exploding_task():
@@ -154,7 +166,7 @@ def test_paco_masks_out_and_resets_only_the_exploding_task():
     n, T, N = 3, 4, 12
     net = make_network(10 + n, 4, ["a", "b", "c"], "paco", K=4, D=16, loss_threshold=50.0)
     gen = torch.Generator().manual_seed(0)
-    agent = PPO(net, 10 + n, n, PPOConfig(minibatch_size=24, mini_epochs=2, normalize_value=False,
+    agent = PPO(net, 10 + n, n, _ppo_cfg(minibatch_size=24, mini_epochs=2, normalize_value=False,
                                           normalize_advantage=False), torch.device("cpu"), gen)  # fmt: skip
     task = torch.arange(N) % n
     buf = Rollout.empty(T, N, 10 + n, 4, task)
@@ -165,7 +177,7 @@ def test_paco_masks_out_and_resets_only_the_exploding_task():
     buf.sigma.fill_(1.0)
     buf.rewards[:, task == 1] = 1e3  # value error ~ 1e7 for task 1 only
     before = net.task_encoder.weight.detach().clone()
-    metrics = agent.update(buf, torch.zeros(N))
+    metrics = agent.learn(buf, torch.zeros(N))
     assert metrics["masked_tasks"] == 1.0  # exactly one task masked in each of the 2 minibatches (mean over them)
     w = net.compositional_vectors().detach()
     # w_1 = beta_0 w_0 + beta_2 w_2 with beta on the simplex (it was re-drawn after the last step)

@@ -14,48 +14,48 @@ Two documented departures from upstream, both in the direction of the textbook a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standardize_per_task, task_counts
 from mtbench.mtrl import MeanScheme
 from mtbench.mtrl.grads import conflict_stats, task_gradients
+from mtbench.nets import make_network, stabilizer
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass
 class PPOConfig:
-    horizon: int = 32
-    mini_epochs: int = 5
-    minibatch_size: int = 16384
-    lr: float = 5e-4
-    schedule: str = "fixed"  # "fixed" or "adaptive" (rl_games' KL-adaptive learning rate)
-    kl_threshold: float = 0.008
-    gamma: float = 0.99
-    lam: float = 0.95
-    clip: float = 0.2
-    clip_value: bool = True
-    critic_coef: float = 4.0
-    entropy_coef: float = 0.005
-    bounds_loss_coef: float = 1e-4
-    bound: float = 1.1
-    max_grad_norm: float = 1.0
-    normalize_input: bool = True
-    normalize_value: bool = True
-    normalize_advantage: bool = True
-    per_task_advantage: bool = True
-    log_grad_conflict: bool = False  # per-task gradient cosine similarity, first minibatch of each iteration
+    """`train.ppo.*`; the values live in mtbench/conf/train/ppo*.yaml (the paper's Table 3), not here."""
+
+    horizon: int
+    mini_epochs: int
+    minibatch_size: int
+    lr: float
+    schedule: str  # "fixed" or "adaptive" (rl_games' KL-adaptive learning rate)
+    kl_threshold: float
+    gamma: float
+    lam: float
+    clip: float
+    clip_value: bool
+    critic_coef: float
+    entropy_coef: float
+    bounds_loss_coef: float
+    bound: float
+    max_grad_norm: float
+    normalize_input: bool
+    normalize_value: bool
+    normalize_advantage: bool
+    per_task_advantage: bool
+    log_grad_conflict: bool  # per-task gradient cosine similarity, first minibatch of each iteration
 
     @classmethod
     def from_dict(cls, d: dict) -> PPOConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown PPO settings {unknown}; valid: {sorted(names)}")
-        cfg = cls(**d)
+        cfg = settings_from_dict(cls, d, "PPO")
         if cfg.schedule not in ("fixed", "adaptive"):
             raise ValueError(f"schedule must be 'fixed' or 'adaptive', got {cfg.schedule!r}")
         return cfg
@@ -95,8 +95,13 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, mu_old: torch.Tensor, sig
     return (kl - 0.5).sum(-1)
 
 
-class PPO:
-    """Acting, advantage estimation and the clipped update for a multi-task actor-critic `net`."""
+class PPO(Algorithm):
+    """Acting, advantage estimation and the clipped update for a multi-task actor-critic `net`; owns its
+    rollout storage (`start`, `act`, `observe`) and its metric names."""
+
+    name = "ppo"
+    health = ("loss/surrogate", "loss/value", "std")
+    diverged_hint = "Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
 
     def __init__(
         self,
@@ -117,7 +122,41 @@ class PPO:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-8)
         self.lr = cfg.lr
         # networks with task-separable parameters (PaCo) mask out exploding task losses and reset those tasks
-        self.stabilized = getattr(self.net, "loss_threshold", None) is not None
+        self.stabilizer = stabilizer(self.net)
+        self.steps_per_iteration = cfg.horizon
+        self.buf: Rollout | None = None
+
+    @classmethod
+    def build(
+        cls,
+        settings: dict,
+        network: dict,
+        obs_dim: int,
+        action_dim: int,
+        task_names: list[str],
+        device: torch.device,
+        generator: torch.Generator,
+        scheme: MeanScheme,
+    ) -> PPO:
+        """From the config sections `train.ppo` and `network` (the registry's entry point)."""
+        cfg = PPOConfig.from_dict(settings)
+        net = make_network(obs_dim, action_dim, task_names, **network)
+        return cls(net, obs_dim, len(task_names), cfg, device, generator, scheme)
+
+    @classmethod
+    def resolve_settings(cls, settings: dict, num_envs: int, machine: dict) -> dict:
+        settings = dict(settings)
+        batch = num_envs * settings["horizon"]
+        if settings["minibatch_size"] is None:  # the machine's minibatch, or the whole batch if that is smaller
+            settings["minibatch_size"] = min(int(machine["minibatch_size"]), batch)
+        mb = settings["minibatch_size"]
+        if mb < 1 or batch % mb:
+            raise ValueError(f"train.ppo.minibatch_size={mb} must divide num_envs*horizon={batch}")
+        return super().resolve_settings(settings, num_envs, machine)
+
+    def describe(self) -> str:
+        n = self.buf.task.shape[0] if self.buf is not None else "?"
+        return f"PPO: {n} envs x {self.cfg.horizon} steps, minibatch {self.cfg.minibatch_size}"
 
     # -- acting ------------------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
@@ -132,7 +171,8 @@ class PPO:
         return self.value_norm.denormalize(v[:, None], task).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, task: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
+    def sample(self, obs: torch.Tensor, task: torch.Tensor, deterministic: bool = False) -> dict[str, torch.Tensor]:
+        """Action, its log-probability, the value and the Gaussian's parameters."""
         mu, log_std, v = self.net(self.normalize_obs(obs, task), task)
         sigma = log_std.exp()
         action = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=self.gen, device=mu.device)
@@ -147,6 +187,40 @@ class PPO:
     @torch.no_grad()
     def value(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         return self._value_out(self.net.value(self.normalize_obs(obs, task), task), task)
+
+    def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return self.sample(obs.to(self.device), task.to(self.device), deterministic=True)["action"]
+
+    # -- the rollout -------------------------------------------------------------------------------
+    def start(self, task: torch.Tensor) -> None:
+        obs_dim, act_dim = self.obs_dim, self.net.log_std.shape[-1]
+        self.buf = Rollout.empty(self.cfg.horizon, task.shape[0], obs_dim, act_dim, task.to(self.device))
+        self.t = 0
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        buf, t = self.buf, self.t
+        obs = obs.to(self.device)
+        out = self.sample(obs, buf.task)
+        buf.obs[t], buf.actions[t], buf.logp[t], buf.values[t] = obs, out["action"], out["logp"], out["value"]
+        buf.mu[t], buf.sigma[t] = out["mu"], out["sigma"]
+        return out["action"]
+
+    def observe(self, next_obs, reward, terminated, truncated, info) -> None:
+        buf, t, dev = self.buf, self.t, self.device
+        reward, truncated = reward.to(dev), truncated.to(dev)
+        # a time-out is not a failure: bootstrap with the value of the episode's final observation
+        final_value = self.value(info["final_obs"].to(dev), buf.task)
+        buf.rewards[t] = reward + self.cfg.gamma * final_value * truncated
+        buf.dones[t] = (terminated.to(dev) | truncated)
+        self.t = t + 1
+        if self.t == self.cfg.horizon:  # the rollout is full: the value to bootstrap its last step from
+            self.last_value = self.value(next_obs.to(dev), buf.task)
+
+    def update(self) -> dict[str, torch.Tensor]:
+        if self.t != self.cfg.horizon:
+            raise RuntimeError(f"PPO.update after {self.t} of {self.cfg.horizon} rollout steps")
+        self.t = 0
+        return self.learn(self.buf, self.last_value)
 
     # -- learning ----------------------------------------------------------------------------------
     def task_losses(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -206,9 +280,9 @@ class PPO:
             "sigma": flat(buf.sigma), "values": values, "returns": returns, "adv": adv, "task": task,
         }  # fmt: skip
 
-    def update(self, buf: Rollout, last_value: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mini-epochs of shuffled minibatches. Returns metric tensors (no host sync unless the learning
-        rate is KL-adaptive, which reads one number per mini-epoch)."""
+    def learn(self, buf: Rollout, last_value: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mini-epochs of shuffled minibatches over a full rollout. Returns metric tensors (no host sync unless
+        the learning rate is KL-adaptive, which reads one number per mini-epoch)."""
         cfg = self.cfg
         data = self.prepare(buf, last_value)
         B = data["obs"].shape[0]
@@ -230,16 +304,16 @@ class PPO:
                 if cfg.log_grad_conflict and n_mb == 0:
                     sums.update(self._conflicts(losses, actor_params, critic_params))
                 actor_losses, critic_losses = losses["actor"], losses["critic"]
-                if self.stabilized:
-                    keep = self._loss_mask(losses)
+                if self.stabilizer is not None:
+                    keep = self.stabilizer.keep_tasks(losses["actor"] + losses["critic"], losses["counts"])
                     actor_losses = torch.where(keep, actor_losses, 0.0)  # where, not *: 0 * NaN is NaN
                     critic_losses = torch.where(keep, critic_losses, 0.0)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheme.backward(actor_losses, critic_losses, losses["counts"], actor_params, critic_params)
                 grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                if self.stabilized:
-                    self._w_reset(~keep)
+                if self.stabilizer is not None:
+                    self.stabilizer.reset_tasks(~keep, self.optimizer, self.gen)
                     sums["masked_tasks"] = sums.get("masked_tasks", 0.0) + (~keep).sum()
                 epoch_kl = epoch_kl + losses["kl"]
                 counts = losses["counts"]
@@ -252,27 +326,13 @@ class PPO:
                 n_mb += 1
             if cfg.schedule == "adaptive":
                 self._adapt_lr(float(epoch_kl) / (B // cfg.minibatch_size))
-        out = {k: v / (1 if k.startswith("grad_cos") else n_mb) for k, v in sums.items()}
+        mean = {k: v / (1 if k.startswith("grad_cos") else n_mb) for k, v in sums.items()}
+        out = {f"loss/{k.removesuffix('_loss')}": mean[k] for k in ("surrogate", "value_loss", "entropy", "bounds")}
+        out.update({k: mean[k] for k in ("kl", "clipfrac", "grad_norm")})
         out["lr"] = torch.tensor(self.lr)
         out["std"] = self.net.log_std.detach().exp().mean()
+        out.update({k: v for k, v in mean.items() if k.startswith("grad_cos") or k == "masked_tasks"})
         return out
-
-    def _loss_mask(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        """PaCo's loss mask-out (Algorithm 1, step 1): False for tasks whose total loss (actor + critic terms)
-        exceeds the network's threshold or is not finite. Tasks absent from the minibatch are kept."""
-        keep = self.net.loss_mask(losses["actor"] + losses["critic"], self.net.loss_threshold).bool()
-        return keep | (losses["counts"] == 0)
-
-    @torch.no_grad()
-    def _w_reset(self, failing: torch.Tensor) -> None:
-        """PaCo's w-reset (Algorithm 1, step 2), plus a fresh start of Adam's moments for the reset rows, so
-        the re-initialised vector is not pushed on by the momentum that made its loss explode."""
-        self.net.w_reset(failing, self.gen)
-        logits = self.net.task_encoder.weight
-        state = self.optimizer.state.get(logits, {})
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in state:
-                state[key].masked_fill_(failing[:, None], 0.0)
 
     def _conflicts(self, losses: dict, actor_params: list, critic_params: list) -> dict[str, torch.Tensor]:
         """Cosine similarity of per-task actor and critic gradients (tasks present in the minibatch)."""
@@ -294,7 +354,8 @@ class PPO:
             group["lr"] = self.lr
 
     # -- checkpoints -------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self, buffer: bool = False) -> dict:
+        """The rollout is never saved: checkpoints fall between iterations, where it is empty."""
         return {
             "net": self.net.state_dict(),
             "obs_norm": self.obs_norm.state_dict(),

@@ -2,7 +2,12 @@
 
 Every network maps (per-task normalised observation with its one-hot tail, task index) to (action mean,
 log-std, normalised value) and splits its parameters into an actor and a critic group for the MTRL
-gradient schemes."""
+gradient schemes.
+
+A network may also stabilise multi-task learning through two optional hooks, which every learner honours
+(`stabilizer`): `keep_tasks(task_losses, counts) -> (n_tasks,) bool` says which tasks' losses enter this update,
+and `reset_tasks(failing, optimizer, generator)` runs after the optimiser step for the tasks that were left out
+(PaCo's loss mask-out and w-reset)."""
 
 from __future__ import annotations
 
@@ -39,6 +44,13 @@ def make_network(obs_dim: int, action_dim: int, task_names: list[str], name: str
     if "task_names" in accepted:
         settings["task_names"] = list(task_names)
     return cls(obs_dim=obs_dim, action_dim=action_dim, n_tasks=len(task_names), **settings)
+
+
+def stabilizer(net: nn.Module) -> nn.Module | None:
+    """`net` if it defines the stabilisation hooks and has them switched on (PaCo with a loss threshold)."""
+    if hasattr(net, "keep_tasks") and getattr(net, "loss_threshold", None) is not None:
+        return net
+    return None
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:

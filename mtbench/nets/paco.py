@@ -127,7 +127,7 @@ class PaCoActorCritic(nn.Module):
 
         The parameter is the logit row, so log(w_η) is stored and softmax gives w_η back. Healthy rows are
         copied through torch.where untouched; with no healthy task nothing changes. No host-device sync.
-        The learner clears the optimiser's moments of a reset row (`PPO._w_reset`)."""
+        `reset_tasks` also clears the optimiser's moments of a reset row."""
         logits = self.task_encoder.weight
         failing = failing.to(device=logits.device, dtype=torch.bool)
         healthy = ~failing
@@ -138,3 +138,19 @@ class PaCoActorCritic(nn.Module):
         new_logits = torch.log((beta @ self.compositional_vectors()).clamp_min(1e-12))
         reset = failing.unsqueeze(-1) & healthy.any()
         logits.copy_(torch.where(reset, new_logits, logits))
+
+    # -- the learner's stabilisation hooks (see `mtbench.nets.stabilizer`) --------------------------
+    def keep_tasks(self, task_losses: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Loss mask-out as a (n_tasks,) bool: False for tasks whose total loss exceeds `loss_threshold` or is
+        not finite. Tasks absent from the minibatch (count 0) are kept."""
+        return self.loss_mask(task_losses, self.loss_threshold).bool() | (counts == 0)
+
+    @torch.no_grad()
+    def reset_tasks(self, failing: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        """w-reset of the failing tasks, plus a fresh start of the optimiser's moments for the reset rows, so the
+        re-initialised vector is not pushed on by the momentum that made its loss explode."""
+        self.w_reset(failing, generator)
+        state = optimizer.state.get(self.task_encoder.weight, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key].masked_fill_(failing[:, None], 0.0)

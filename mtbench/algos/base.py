@@ -1,0 +1,117 @@
+"""What every learner gives the runner: acting, taking the env's transitions, updating (a metrics dict), and
+its state for checkpoints. The runner (`mtbench.train`) calls only this, so it names no algorithm.
+
+An iteration is `steps_per_iteration` vector steps of
+
+    action = algo.act(obs)                       # exploration; the algorithm keeps what it needs
+    obs, reward, terminated, truncated, info = env.step(action)
+    algo.observe(obs, reward, terminated, truncated, info)
+
+followed by `metrics = algo.update()`. Tensors passed in live on the env's device; the algorithm moves them to
+its own. `metrics` are tensors on the learner's device: the runner reads them once per iteration (its only
+host sync), never the algorithm inside its loops.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import MISSING, fields
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from mtbench.mtrl import MeanScheme
+
+C = TypeVar("C")
+
+
+def settings_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
+    """Build the settings dataclass `cls` from a config section: every field must be given (its default lives in
+    the YAML under mtbench/conf/train/, nowhere else) and no unknown key is accepted."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} settings {unknown}; valid: {sorted(names)}")
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}  # type: ignore[arg-type]
+    missing = sorted(required - set(d))
+    if missing:
+        raise ValueError(f"{what} settings {missing} are missing; the train config must give every one")
+    return cls(**d)
+
+
+class Algorithm(ABC):
+    """A multi-task learner: its networks, optimisers, storage (rollout or replay) and metrics."""
+
+    name: ClassVar[str]
+    health: ClassVar[tuple[str, ...]] = ()
+    """Metric keys that must stay finite; the runner stops a diverged run with `diverged_hint`."""
+    diverged_hint: ClassVar[str] = ""
+
+    net: nn.Module
+    """Every trained network under one module: checkpoints store `net.state_dict()` as "net", `pretrained=`
+    loads into it by name and shape."""
+    device: torch.device
+    gen: torch.Generator
+    steps_per_iteration: int
+
+    @classmethod
+    @abstractmethod
+    def build(
+        cls,
+        settings: dict,
+        network: dict,
+        obs_dim: int,
+        action_dim: int,
+        task_names: list[str],
+        device: torch.device,
+        generator: torch.Generator,
+        scheme: MeanScheme,
+    ) -> Algorithm:
+        """From the config sections `train.<algo>` and `network`, with the MTRL scheme already built."""
+
+    def describe(self) -> str:
+        """One line for the start of a run: the algorithm and its batch geometry."""
+        return f"{self.name}: {self.steps_per_iteration} vector steps per iteration"
+
+    @classmethod
+    def resolve_settings(cls, settings: dict, num_envs: int, machine: dict) -> dict:
+        """Fill the `null` settings of `train.<algo>` from `machine` (the train config's `gpu` or `cpu` profile)
+        and check them against the env size, before anything is built; raise ValueError with what to change."""
+        return {k: machine[k] if v is None and k in machine else v for k, v in settings.items()}
+
+    @abstractmethod
+    def start(self, task: torch.Tensor) -> None:
+        """Prepare storage for training on an env whose env i runs task `task[i]` (one-hot rank, (N,))."""
+
+    @abstractmethod
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Exploration actions (N, action_dim) for the current observations of the training env."""
+
+    @abstractmethod
+    def observe(
+        self,
+        next_obs: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        info: dict,
+    ) -> None:
+        """The env's answer to the last `act` (auto-reset: `info["final_obs"]` is the last observation of the
+        episodes that ended, `next_obs` the first of the new ones)."""
+
+    @abstractmethod
+    def update(self) -> dict[str, torch.Tensor]:
+        """Learn from what was observed since the last update; returns scalar metric tensors."""
+
+    @abstractmethod
+    def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """Deterministic actions for evaluation; records nothing."""
+
+    @abstractmethod
+    def state_dict(self, buffer: bool = False) -> dict:
+        """Everything that decides future updates; the replay buffer only when `buffer` (it can be large)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
+        """Restore `state_dict()`; `weights_only` takes the networks and normalisers alone (evaluation)."""
