@@ -10,7 +10,7 @@ import sys
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-from mtbench.envs.vec_env import MultiTaskVecEnv  # noqa: E402
+from mtbench.envs.core import MultiTaskVecEnv  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -23,27 +23,24 @@ def make(
     seed: int = 0,
     suite: str | None = None,
     **options,
-):
-    """Build a multi-task vector env: `MultiTaskVecEnv` (Meta-World) or `ParkourVecEnv` (Go1 parkour).
+) -> MultiTaskVecEnv:
+    """Build a multi-task vector env of the suite that owns `task` (mtbench/envs/suites.py): `MetaWorldVecEnv`
+    (Meta-World) or `ParkourVecEnv` (Go1 parkour), both `MultiTaskVecEnv`s.
 
     task: Meta-World: "mt10" | "mt25" | "mt50", a task name ("reach-v3" or MTBench's "reach"), an MTBench id
       (0..49), or a list. Parkour: "parkour_easy" | "parkour_hard" | "parkour_hard_cl" | "parkour_flat", or
       terrain ids / names (0..20) with suite="parkour" (ids alone would mean Meta-World tasks).
     num_envs: total envs (default: one per task), split evenly unless `task_counts` is given.
     device: "cpu" or "cuda[:i]" (default: CUDA if torch sees it, else CPU). backend: "auto" | "cpu" | "warp".
+    suite: None / "auto" (from the task) | "metaworld" | "parkour".
     options (Meta-World): task_counts, episode_length (150), goal_mode ("rand" | "fixed" | "metaworld"),
       reward_scale (1.0), terminate_on_success (False), random_init_progress (False), check_actions (True), nthread.
     options (parkour): see `mtbench.envs.parkour.ParkourVecEnv` (setting, episode_length 2000, domain_rand, ...).
     """
-    from mtbench.envs.parkour.settings import is_parkour_task
+    from mtbench.envs.suites import suite_of
 
-    if suite not in (None, "metaworld", "parkour"):
-        raise ValueError(f"unknown suite {suite!r}; choose 'metaworld' or 'parkour'")
-    if suite == "parkour" or (suite is None and is_parkour_task(task)):
-        from mtbench.envs.parkour import ParkourVecEnv
-
-        return ParkourVecEnv(task=task, num_envs=num_envs, device=device, engine=backend, seed=seed, **options)
-    return MultiTaskVecEnv(task=task, num_envs=num_envs, device=device, engine=backend, seed=seed, **options)
+    env_class = suite_of(task, suite).env_class
+    return env_class(task=task, num_envs=num_envs, device=device, backend=backend, seed=seed, **options)
 
 
 __all__ = ["MultiTaskVecEnv", "make"]

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 import mtbench
-from mtbench.cli import parse_overrides
+from mtbench.envs.metaworld.env import ACTION_SCALE
 from mtbench.envs.metaworld.scene import FRAME_SKIP
-from mtbench.envs.vec_env import ACTION_SCALE
+from mtbench.overrides import parse_overrides
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
@@ -287,7 +287,7 @@ def main(args: list[str]) -> None:
     runs: dict[str, list[float]] = {}
     for _ in range(int(opt["repeats"])):  # ours and the ceiling alternate, so drifts of the machine hit both
         runs.setdefault("mtbench", []).append(ours(env, opt["steps"]))
-        if opt["ceiling"] and env.engine == "cpu":
+        if opt["ceiling"] and env.backend == "cpu":
             env.reset()
             layouts = ceiling(env, opt["steps"])
             for name, v in layouts.items():

@@ -6,8 +6,9 @@ Arguments use upstream MTBench's `key=value` style so commands read the same as 
 
 from __future__ import annotations
 
-import ast
 import sys
+
+from mtbench.overrides import parse_overrides
 
 USAGE = """usage:
   mtbench train [task=mt10] [num_envs=...] [seed=42] [max_iterations=...] [experiment=...] [checkpoint=...]
@@ -22,23 +23,6 @@ USAGE = """usage:
                [episode_length=500] [render=True]   (progress table; MP4 per terrain following a robot + PNG)
   mtbench bench env [task=mt10] [num_envs=...] [steps=...] [reference=True] [ceiling=True]
 """
-
-
-def parse_overrides(args: list[str], allowed: dict[str, object]) -> dict[str, object]:
-    """`key=value` pairs -> dict, values parsed as Python literals where they are one. Unknown keys raise."""
-    out = dict(allowed)
-    for arg in args:
-        if "=" not in arg:
-            raise SystemExit(f"expected key=value, got {arg!r}\n{USAGE}")
-        key, raw = arg.split("=", 1)
-        if key not in allowed:
-            raise SystemExit(f"unknown option {key!r}; valid: {', '.join(sorted(allowed))}")
-        try:
-            val = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            val = raw
-        out[key] = val
-    return out
 
 
 def play_parkour(args: list[str]) -> None:
@@ -106,9 +90,10 @@ def play(args: list[str]) -> None:
     import mtbench
     from mtbench.envs.metaworld.experts import ScriptedExperts
     from mtbench.envs.metaworld.registry import resolve
+    from mtbench.envs.suites import suite_of
     from mtbench.eval import format_table, run_episodes
 
-    if any(a.startswith("task=parkour") for a in args):
+    if suite_of(next((a.split("=", 1)[1] for a in args if a.startswith("task=")), "mt10")).name == "parkour":
         return play_parkour(args)
     opt = parse_overrides(args, {
         "task": "mt10", "policy": "expert", "num_envs": None, "episode_length": 500, "goal_mode": "metaworld",

@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mtbench.envs.metaworld.registry import BENCHMARKS, METAWORLD_NAMES, resolve, task_class
-from mtbench.envs.parkour.settings import is_parkour_task
-from mtbench.envs.parkour.settings import resolve as parkour_resolve
+from mtbench.envs.core import even_counts, resolve_device
+from mtbench.envs.metaworld.registry import BENCHMARKS
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
-from mtbench.envs.vec_env import even_counts
+from mtbench.envs.suites import Suite, suite_of
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -41,13 +40,13 @@ def compose(overrides: list[str]) -> DictConfig:
         )
     keys = {o.split("=", 1)[0].lstrip("~") for o in overrides}
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
-    parkour = task.lower().startswith("parkour_") or "suite=parkour" in overrides
+    suite = _suite(task, next((o.split("=", 1)[1] for o in overrides if o.startswith("suite=")), None))
     if "train" not in keys and task.lower() in ("mt25", "mt50"):
         overrides.append("train=ppo_mt50")
-    if parkour and "train" not in keys:
-        overrides.append("train=ppo_go1")
-    if parkour and "network" not in keys:
-        overrides.append("network=mlp_go1")
+    if "train" not in keys and suite.default_train:
+        overrides.append(f"train={suite.default_train}")
+    if "network" not in keys and suite.default_network:
+        overrides.append(f"network={suite.default_network}")
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose("config", overrides=overrides)
@@ -83,12 +82,17 @@ def cfg_keys(path: str, groups: list[str] | None = None) -> list[str]:
 
 
 def _device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{name} was asked for but torch sees no CUDA device; use sim_device=cpu")
-    return dev
+    try:
+        return resolve_device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"{e}; e.g. sim_device=cpu") from e
+
+
+def _suite(task, suite: str | None) -> Suite:
+    try:
+        return suite_of(task, suite)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def resolve_config(cfg: DictConfig) -> DictConfig:
@@ -100,25 +104,15 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         cfg.rl_device = str(_device(cfg.rl_device)) if cfg.rl_device is not None else str(sim)
         profile = cfg.train.gpu if sim.type == "cuda" else cfg.train.cpu
         task = list(cfg.task_id) if cfg.task_id is not None else cfg.task
-        if cfg.suite not in ("auto", "metaworld", "parkour"):
-            raise ConfigError(f"suite must be auto, metaworld or parkour, got {cfg.suite!r}")
-        if cfg.suite == "auto":
-            cfg.suite = "parkour" if is_parkour_task(task) else "metaworld"
+        suite = _suite(task, cfg.suite)
+        cfg.suite = suite.name
         try:
-            if cfg.suite == "parkour":
-                _, ids = parkour_resolve(task, cfg.parkour.setting)
-                names = [TERRAIN_NAMES[i] for i in ids]
-            else:
-                ids = resolve(task)
-                for i in ids:
-                    task_class(i)
-                names = [METAWORLD_NAMES[i] for i in ids]
+            ids, names = suite.resolve(task, cfg[suite.options_key].get("setting"))
         except (ValueError, TypeError, NotImplementedError) as e:
             raise ConfigError(str(e)) from e
         cfg.task_ids, cfg.task_names = ids, names
         if cfg.eval.episodes_per_task is None:
-            # parkour: 100 per terrain type spread over the 10 rows = the paper's 200 terrains x 10 runs
-            cfg.eval.episodes_per_task = 100 if cfg.suite == "parkour" else 50
+            cfg.eval.episodes_per_task = suite.eval_episodes
         if cfg.num_envs is None:
             cfg.num_envs = sum(cfg.task_counts) if cfg.task_counts is not None else int(profile.num_envs)
         if cfg.num_envs < len(ids):
@@ -131,7 +125,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"task_counts {counts} must have one positive entry per task ({len(ids)}) and sum to "
                 f"num_envs={cfg.num_envs}"
             )
-        _resolve_network(cfg.network, len(ids), cfg.suite)
+        _resolve_network(cfg.network, len(ids), cfg.suite, cfg.train.algo)
         if (
             cfg.suite == "parkour" and cfg.parkour.onehot == "terrains" and len(ids) != len(TERRAIN_NAMES)
             and cfg.network.name not in ("mlp", "multihead")
@@ -180,14 +174,15 @@ def _resolve_algorithm(cfg: DictConfig, profile: DictConfig) -> None:
         raise ConfigError(str(e)) from e
 
 
-def _resolve_network(net: DictConfig, n_tasks: int, suite: str = "metaworld") -> None:
+def _resolve_network(net: DictConfig, n_tasks: int, suite: str = "metaworld", algo: str = "ppo") -> None:
     """Fill `null` network sizes from the network's `by_suite: {suite: {key: value}}` (the parkour benchmark's
-    Table 7), then from its `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3 gives two columns; sets of
-    more than 10 tasks take the MT50 one), then drop both tables. Values set in the YAML or on the command line
-    are never replaced."""
+    Table 7), then its `by_algo: {algo: {key: value}}` (PPO's Table 3 vs SAC's Table 6), then its
+    `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3 gives two columns; sets of more than 10 tasks take
+    the MT50 one), then drop the tables. Values set in the YAML or on the command line are never replaced."""
     per_suite = (net.pop("by_suite", None) or {}).get(suite) or {}
+    per_algo = (net.pop("by_algo", None) or {}).get(algo) or {}
     table = net.pop("by_task_set", None) or {}
-    for key, value in per_suite.items():
+    for key, value in [*per_suite.items(), *per_algo.items()]:
         if net.get(key) is None:
             net[key] = value
     for key, (mt10, mt50) in table.items():

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mtbench.envs.vec_env import MultiTaskVecEnv
+from mtbench.envs.core import MultiTaskVecEnv
 
 
 @dataclass
@@ -57,8 +57,7 @@ def run_episodes(
     succ, ret, length = succ.cpu().numpy(), ret.cpu().numpy(), length.cpu().numpy()
     extra_np = {k: v.cpu().numpy() for k, v in extra.items()}
     out = []
-    for name, blk in zip(env.task_names, env.blocks):
-        sl = blk.sl
+    for name, sl in zip(env.task_names, env.task_slices):
         out.append(
             TaskResult(
                 name, sl.stop - sl.start, float(succ[sl].mean()), float(ret[sl].mean()), float(length[sl].mean()),

@@ -1,10 +1,11 @@
 """Offscreen pictures of the batched env: one world per task copied into an `MjData` and drawn with
 MuJoCo's renderer. Not the hot path: a person looks at scenes and policies with it (MP4 per task, PNG
-contact sheet). Headless machines need EGL or OSMesa; `MUJOCO_GL` picks the backend (mtbench sets egl on a
-Linux machine without a display unless told otherwise)."""
+contact sheet). Headless machines need EGL or OSMesa; `MUJOCO_GL` picks the GL library (mtbench sets egl on a
+Linux machine without a display unless told otherwise). Any suite's env: its `view` says where to look from."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +13,8 @@ import mujoco
 import numpy as np
 import torch
 
-from mtbench.envs.vec_env import MultiTaskVecEnv
+from mtbench.envs.core import MultiTaskVecEnv, View
 
-CAMERA = "corner3"
 SIZE = (368, 368)  # multiples of 16, as H.264 encoders want
 
 
@@ -29,26 +29,43 @@ def offscreen_renderers(models: list[mujoco.MjModel], size: tuple[int, int]) -> 
         ) from e
 
 
-class WorldRenderer:
-    """Draws world `world` of every task block of `env`."""
+def _camera(model: mujoco.MjModel, view: View) -> str | mujoco.MjvCamera:
+    if view.track_body is None:
+        return view.camera
+    cam = mujoco.MjvCamera()
+    cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    cam.trackbodyid = model.body(view.track_body).id
+    cam.distance, cam.azimuth, cam.elevation = view.distance, view.azimuth, view.elevation
+    return cam
 
-    def __init__(self, env: MultiTaskVecEnv, world: int = 0, size: tuple[int, int] = SIZE, camera: str = CAMERA):
-        self.env, self.world, self.camera = env, world, camera
-        self.models = [blk.task.model() for blk in env.blocks]
+
+class WorldRenderer:
+    """Draws world `world` of every task block of `env` from the env's `view` (or `view` given here). The models
+    are copies: the renderer changes nothing the physics reads."""
+
+    def __init__(self, env: MultiTaskVecEnv, world: int = 0, size: tuple[int, int] = SIZE, view: View | None = None):
+        self.env, self.world = env, world
+        view = view or env.view
+        self.models = [copy.copy(blk.sim.model) for blk in env.blocks]
+        if view.headlight is not None:
+            for m in self.models:
+                m.vis.headlight.ambient[:], m.vis.headlight.diffuse[:] = view.headlight
         self.datas = [mujoco.MjData(m) for m in self.models]
         self.renderers = offscreen_renderers(self.models, size)
+        self.cameras = [_camera(m, view) for m in self.models]
 
     def frames(self) -> list[np.ndarray]:
         """One RGB image (H, W, 3) per task, of the current state."""
         out = []
-        for blk, m, d, r in zip(self.env.blocks, self.models, self.datas, self.renderers):
-            sim = blk.state.sim
+        for blk, m, d, r, cam in zip(self.env.blocks, self.models, self.datas, self.renderers, self.cameras):
+            sim = blk.sim
             get = lambda t: t[self.world].detach().to("cpu", torch.float64).numpy()
             m.body_pos[:] = get(sim.body_pos)
             d.qpos[:], d.qvel[:] = get(sim.qpos), get(sim.qvel)
-            d.mocap_pos[:], d.mocap_quat[:] = get(sim.mocap_pos), get(sim.mocap_quat)
+            if m.nmocap:
+                d.mocap_pos[:], d.mocap_quat[:] = get(sim.mocap_pos), get(sim.mocap_quat)
             mujoco.mj_forward(m, d)
-            r.update_scene(d, camera=self.camera)
+            r.update_scene(d, camera=cam)
             out.append(r.render().copy())
         return out
 
@@ -58,10 +75,14 @@ class WorldRenderer:
 
 
 def record_episode(
-    env: MultiTaskVecEnv, act: Callable[[MultiTaskVecEnv], torch.Tensor], steps: int | None = None, every: int = 1
+    env: MultiTaskVecEnv,
+    act: Callable[[MultiTaskVecEnv], torch.Tensor],
+    steps: int | None = None,
+    every: int = 1,
+    world: int = 0,
 ) -> list[list[np.ndarray]]:
-    """Frames per task over one episode from a fresh reset (world 0 of each block)."""
-    renderer = WorldRenderer(env)
+    """Frames per task over one episode from a fresh reset (world `world` of each block)."""
+    renderer = WorldRenderer(env, world)
     env.reset()
     frames = [[f] for f in renderer.frames()]
     for t in range(steps or env.episode_length):

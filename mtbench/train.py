@@ -22,7 +22,8 @@ from tqdm import tqdm
 import mtbench
 from mtbench.algos import Algorithm, make_algorithm
 from mtbench.config import ConfigError, compose, resolve_config
-from mtbench.envs.vec_env import torch_single_threaded
+from mtbench.envs.core import torch_single_threaded
+from mtbench.envs.suites import suite_of
 from mtbench.eval import TaskResult, format_table, run_episodes
 from mtbench.runlog import RunLog
 
@@ -62,29 +63,21 @@ class EpisodeStats:
 
 
 def build_env(cfg: DictConfig, **overrides):
-    """The training env of `cfg` (Meta-World or parkour); `overrides` replace its options (evaluation)."""
-    common = dict(
+    """The training env of `cfg`: its suite's options section (`env.*` or `parkour.*`); `overrides` replace
+    options (evaluation)."""
+    suite = suite_of(cfg.task, cfg.suite)
+    opts = {
         # NaN actions are caught once per iteration through the losses instead of a host sync per step
-        check_actions=torch.device(cfg.sim_device).type == "cpu",
-        task_counts=list(cfg.task_counts),
-    )
-    if cfg.suite == "parkour":
-        opts = {**common, **cfg.parkour}
-    else:
-        opts = dict(
-            common,
-            episode_length=cfg.env.episode_length,
-            goal_mode=cfg.env.goal_mode,
-            reward_scale=cfg.env.reward_scale,
-            terminate_on_success=cfg.env.terminate_on_success,
-            random_init_progress=cfg.env.random_init_progress,
-        )
-    opts.update(overrides)
-    # a parkour setting name carries its row difficulties and curriculum; ids alone would take parkour.setting's
-    task = cfg.task if cfg.suite == "parkour" and cfg.task_id is None and isinstance(cfg.task, str) else cfg.task_ids
+        "check_actions": torch.device(cfg.sim_device).type == "cpu",
+        "task_counts": list(cfg.task_counts),
+        **cfg[suite.options_key],
+        **overrides,
+    }
+    # a set's name (parkour_hard: its rows' difficulties and curriculum) says more than its ids
+    task = cfg.task if cfg.task_id is None and isinstance(cfg.task, str) else list(cfg.task_ids)
     return mtbench.make(
-        task if isinstance(task, str) else list(task), num_envs=sum(opts["task_counts"]), device=cfg.sim_device,
-        backend=cfg.backend, seed=cfg.seed, suite=cfg.suite, **opts,
+        task, num_envs=sum(opts["task_counts"]), device=cfg.sim_device, backend=cfg.backend, seed=cfg.seed,
+        suite=suite.name, **opts,
     )  # fmt: skip
 
 
@@ -143,11 +136,7 @@ def load_pretrained(agent: Algorithm, path: Path) -> None:
 def eval_setup(agent: Algorithm, cfg: DictConfig, per_task: int):
     """An env of `per_task` worlds per task for whole episodes with fresh goals (seeded apart from
     training), and the agent's deterministic policy on it."""
-    fresh = dict(random_init_progress=False)
-    if cfg.suite == "metaworld":
-        fresh.update(goal_mode="rand", terminate_on_success=False)
-    else:  # every row (difficulty) in turn, as the paper's 200 terrains x 10 runs, even after a curriculum run
-        fresh.update(curriculum=False)
+    fresh = suite_of(cfg.task, cfg.suite).eval_options
     env = build_env(cfg, task_counts=[per_task] * len(cfg.task_ids), **fresh)
     env.gen.manual_seed(cfg.seed + int(cfg.eval.seed_offset))
     task = env.task_index.to(agent.device)
@@ -251,7 +240,7 @@ def train(cfg: DictConfig) -> list[TaskResult]:
         runner.elapsed = elapsed = time.perf_counter() - t_start
         row = _row(iteration, runner.frames, elapsed, runner.batch, t_act, t_update, metrics, ep, names)
         log.log(row)
-        if not all(math.isfinite(row[k]) for k in algo.health):
+        if algo.learning and not all(math.isfinite(row[k]) for k in algo.health):
             raise RuntimeError(
                 f"training diverged at iteration {iteration} (non-finite {', '.join(algo.health)}); the last good "
                 f"checkpoints are in {log.ckpt_dir}. {algo.diverged_hint}"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import mtbench
-from mtbench.envs.vec_env import even_counts
+from mtbench.envs.core import even_counts
 
 TASKS3 = ["reach-v3", "push", 31]  # Meta-World name, MTBench name, MTBench id
 
@@ -115,7 +115,7 @@ def test_random_init_progress_desynchronises_episode_ends():
         (dict(task=["reach", "push"], task_counts=[2, 0]), ValueError, "zeros"),
         (dict(task="reach", device="cuda:3"), RuntimeError, "CUDA"),
         (dict(task="reach", backend="cpu", device="cuda"), (RuntimeError, ValueError), "cuda|CUDA"),
-        (dict(task="reach", backend="physx"), ValueError, "unknown engine"),
+        (dict(task="reach", backend="physx"), ValueError, "unknown backend"),
         (dict(task="reach", goal_mode="random"), ValueError, "goal_mode"),
     ],
 )
@@ -126,7 +126,7 @@ def test_bad_configuration_fails_before_physics(kwargs, err, match, monkeypatch)
         raise AssertionError("physics was built before the input was checked")
 
     monkeypatch.setattr(sim, "make_block", no_physics)
-    monkeypatch.setattr("mtbench.envs.vec_env.make_block", no_physics)
+    monkeypatch.setattr("mtbench.envs.metaworld.env.make_block", no_physics)
     with pytest.raises(err, match=match):
         mtbench.make(**kwargs)
 

@@ -1,5 +1,5 @@
-"""The whole env on the MuJoCo Warp engine (Warp's CPU device here; the same kernels run on CUDA)
-agrees with the MuJoCo C engine: same goals, same reset observations, same trajectory under actions
+"""The whole env on the MuJoCo Warp backend (Warp's CPU device here; the same kernels run on CUDA)
+agrees with the MuJoCo C backend: same goals, same reset observations, same trajectory under actions
 that keep the hand away from contact-rich chaos for a short horizon."""
 
 import pytest
@@ -14,7 +14,7 @@ TASKS = ["reach-v3", "drawer-open-v3", "window-close-v3", "peg-insert-side-v3"]
 
 def test_warp_env_matches_cpu_env():
     envs = [mtbench.make(TASKS, num_envs=8, device="cpu", backend=b, seed=3, goal_mode="rand") for b in ("cpu", "warp")]
-    assert envs[1].engine == "warp" and envs[0].engine == "cpu"
+    assert envs[1].backend == "warp" and envs[0].backend == "cpu"
     obs = [e.reset() for e in envs]
     # float32 kinematics in Warp vs float64 in C
     assert (obs[0] - obs[1]).abs().max() < 1e-5
@@ -45,7 +45,7 @@ def test_warp_env_autoreset_and_blowup():
 @pytest.mark.parametrize("task_id", sorted(ALL_TASKS))
 def test_every_task_steps_on_warp(task_id):
     """Every ported scene loads on MuJoCo Warp (Warp's CPU device here) and stays finite and close to
-    the C engine over a short random rollout from the same reset."""
+    the C backend over a short random rollout from the same reset."""
     name = METAWORLD_NAMES[task_id]
     envs = [mtbench.make(name, num_envs=2, device="cpu", backend=b, seed=5, goal_mode="rand") for b in ("cpu", "warp")]
     obs = [e.reset()[0] for e in envs]

@@ -1,6 +1,6 @@
 """The parkour env (mtbench/envs/parkour/env.py): observation, waypoints, curriculum, terminations, rewards, domain
-randomisation, the env contract on the CPU engine and on MuJoCo Warp (Warp's CPU device), and the Go1 standing, and
-lying on its back (its trunk on the terrain), on every terrain type in both engines.
+randomisation, the env contract on the CPU backend and on MuJoCo Warp (Warp's CPU device), and the Go1 standing, and
+lying on its back (its trunk on the terrain), on every terrain type in both backends.
 
 Expected values are computed here independently of the env: scandots by a per-point loop over the sample grid,
 rewards and curriculum moves by hand from the reference (§2.4-2.8).
@@ -32,9 +32,9 @@ QUIET = dict(domain_rand=False, dof_reset_range=(0.0, 0.0), random_init_progress
 """No randomisation of the robot: starts at the default pose, nominal mass/friction/gains, no pushes."""
 
 
-def make(task=(6, 20), engine="cpu", **kw) -> ParkourVecEnv:
+def make(task=(6, 20), backend="cpu", **kw) -> ParkourVecEnv:
     kw.setdefault("num_envs", 2 * len(task) if isinstance(task, (list, tuple)) else None)
-    return ParkourVecEnv(list(task) if isinstance(task, tuple) else task, device="cpu", engine=engine, **kw)
+    return ParkourVecEnv(list(task) if isinstance(task, tuple) else task, device="cpu", backend=backend, **kw)
 
 
 def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -134,8 +134,8 @@ def test_bad_input_names_the_fix():
         ParkourVecEnv([0], onehot="ids", device="cpu")
     with pytest.raises(ValueError, match="unknown pd"):
         ParkourVecEnv([0], pd="pid", device="cpu")
-    with pytest.raises(ValueError, match="unknown engine"):
-        ParkourVecEnv([0], engine="gpu", device="cpu")
+    with pytest.raises(ValueError, match="unknown backend"):
+        ParkourVecEnv([0], backend="gpu", device="cpu")
     with pytest.raises(ValueError, match="difficulties"):
         ParkourVecEnv([0], difficulties=[0.5, 1.5], device="cpu")
     env = make((20,), **QUIET)
@@ -523,9 +523,9 @@ def test_state_dict_round_trip_and_masked_resets():
 
 def test_warp_engine_short_run():
     pytest.importorskip("mujoco_warp")
-    envs = {e: make((6, 20), engine=e, seed=2, episode_length=4, random_init_progress=False) for e in ("cpu", "warp")}
+    envs = {e: make((6, 20), backend=e, seed=2, episode_length=4, random_init_progress=False) for e in ("cpu", "warp")}
     first = {e: env.reset() for e, env in envs.items()}
-    assert envs["warp"].engine == "warp"
+    assert envs["warp"].backend == "warp"
     assert (first["cpu"] - first["warp"]).abs().max() < 1e-4  # the same draws, the same first observation
     gen = torch.Generator().manual_seed(0)
     acts = torch.randn(6, 4, 12, generator=gen) * 0.3
@@ -539,7 +539,7 @@ def test_warp_engine_short_run():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# standing on every terrain type, both engines
+# standing on every terrain type, both backends
 
 STAND_GOALS = (1, 7)
 """Besides the spawn, the robot is placed at these goals (the first obstacle's centre, the exit 0.5 m past the
@@ -549,13 +549,13 @@ REST_SPEED = 0.15
 """m/s or rad/s: the largest |qvel| entry of a robot counted as at rest after 1 s."""
 ENGINE_DZ = 0.01
 """Metres: base heights after 1 s, MuJoCo C vs MuJoCo Warp, for robots at rest in both. Measured (difficulty 0.5,
-seed 0): at the spawn <= 0.84 mm on all 21 types; at goals 1 and 7 <= 3.9 mm where both engines stand (sideways
+seed 0): at the spawn <= 0.84 mm on all 21 types; at goals 1 and 7 <= 3.9 mm where both backends stand (sideways
 ramp goal 1: 3.9 mm; box_jump_even goal 1: 2.3 mm)."""
 
 
-def stand(tids: list[int], engine: str) -> dict:
+def stand(tids: list[int], backend: str) -> dict:
     per = 1 + len(STAND_GOALS)
-    env = ParkourVecEnv(tids, task_counts=[per] * len(tids), device="cpu", engine=engine, difficulties=[0.5], **QUIET)
+    env = ParkourVecEnv(tids, task_counts=[per] * len(tids), device="cpu", backend=backend, difficulties=[0.5], **QUIET)
     env.reset()
     for b in env.blocks:
         for k, g in enumerate(STAND_GOALS):
@@ -613,7 +613,7 @@ def test_play_parkour_prints_the_progress_table(capsys):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# a fallen robot: the trunk on the terrain, both engines
+# a fallen robot: the trunk on the terrain, both backends
 
 FALLEN_POSES = {"back": (math.pi, 0.0, 0.0), "back, across": (math.pi, 0.0, math.pi / 2)}
 """(roll, pitch, yaw) of the robot lying on its back, legs up, along and across the course: the trunk's collision
@@ -622,7 +622,7 @@ FALLEN_CLEARANCE = 0.12
 """Metres between the highest sample under the robot and its base at the start: it falls a few cm."""
 
 
-def lie_down(tids: list[int], engine: str) -> dict:
+def lie_down(tids: list[int], backend: str) -> dict:
     """The Go1 dropped on its back (FALLEN_POSES) at the spawn and STAND_GOALS of each type, the engine PD holding
     the default joint targets, 1 s; base positions and speeds after it."""
     from mtbench.envs.parkour.scene import build_scene
@@ -634,8 +634,8 @@ def lie_down(tids: list[int], engine: str) -> dict:
         col = scene.column
         points = [tuple(col.origins[0])] + [tuple(col.goals[0, g]) for g in STAND_GOALS]
         rows = [(x, y, rpy) for x, y in points for rpy in FALLEN_POSES.values()]
-        threads = {"nthread": 1} if engine == "cpu" else {}
-        sim = make_block(engine, scene.model, len(rows), torch.device("cpu"), **threads)
+        threads = {"nthread": 1} if backend == "cpu" else {}
+        sim = make_block(backend, scene.model, len(rows), torch.device("cpu"), **threads)
         ground = [ground_under(col, x, y) for x, y, _ in rows]
         qpos = [np.concatenate([[x, y, g + FALLEN_CLEARANCE], quat_from_rpy(*rpy), R.DEFAULT_JOINT_POS])
                 for (x, y, rpy), g in zip(rows, ground)]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The Go1 model (mtbench/envs/parkour/assets/go1.xml), its PD law, and standing in both engines.
+"""The Go1 model (mtbench/envs/parkour/assets/go1.xml), its PD law, and standing in both backends.
 
 The numbers the model must carry are restated here from Unitree's go1_description (const.xacro: joint limits
 in degrees, 33.5 N m, link masses), independently of the constants in robot.py. The stand test runs MTBench's
@@ -32,7 +32,7 @@ POLICY_STEPS = 250  # x 4 physics steps x 5 ms = 5 s
 
 HEIGHT_BAND = (0.28, 0.32)
 """Metres, trunk height after 5 s. Measured 0.2995 m at nominal strength, 0.2946 m at Kp 0.8x and 0.3026 m
-at 1.2x (the PD sags under the robot's weight: joints end up to 0.11 rad from the targets), in both engines.
+at 1.2x (the PD sags under the robot's weight: joints end up to 0.11 rad from the targets), in both backends.
 Measured failures: without the rotor armature the legs ring and the trunk ends at 0.17-0.25 m; with the
 actuators driving the wrong legs it falls over at 0.06-0.12 m. A robot that never landed stays at 0.42 m."""
 TILT_MAX = 0.02
@@ -191,10 +191,10 @@ def _roll_pitch(quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return roll, pitch
 
 
-def _stand(engine: str) -> dict[str, torch.Tensor]:
+def _stand(backend: str) -> dict[str, torch.Tensor]:
     """MTBench's loop with action 0 for POLICY_STEPS policy steps from the spawn pose; final state, float64."""
     m = R.load_go1(floor=True)
-    block = make_block(engine, m, N_WORLDS, torch.device("cpu"), **({"nthread": 1} if engine == "cpu" else {}))
+    block = make_block(backend, m, N_WORLDS, torch.device("cpu"), **({"nthread": 1} if backend == "cpu" else {}))
     dt = block.dtype
     block.qpos[:] = torch.as_tensor(R.default_qpos(R.SPAWN_HEIGHT), dtype=dt)
     block.qvel[:] = 0
@@ -229,9 +229,9 @@ def stood_warp() -> dict[str, torch.Tensor]:
     return _stand("warp")
 
 
-@pytest.mark.parametrize("engine", ["cpu", "warp"])
-def test_stands_on_a_plane(request: pytest.FixtureRequest, engine: str):
-    s = request.getfixturevalue(f"stood_{engine}")
+@pytest.mark.parametrize("backend", ["cpu", "warp"])
+def test_stands_on_a_plane(request: pytest.FixtureRequest, backend: str):
+    s = request.getfixturevalue(f"stood_{backend}")
     z = s["qpos"][:, 2]
     assert ((HEIGHT_BAND[0] < z) & (z < HEIGHT_BAND[1])).all(), z
     roll, pitch = _roll_pitch(s["qpos"][:, 3:7])

@@ -1,10 +1,10 @@
 """Parkour terrains: the generators against the MTBench reference (§2.1-2.4), and their MuJoCo height field on
-both engines.
+both backends.
 
 Expected parameter ranges below are written out again from the reference table, not imported from the
 generator, so that a wrong formula in either place shows up as a disagreement.
 
-The engine tests drop free bodies onto every terrain type and run the MuJoCo C engine and MuJoCo Warp (on Warp's
+The engine tests drop free bodies onto every terrain type and run the MuJoCo C backend and MuJoCo Warp (on Warp's
 CPU device) side by side. On 2 cores: this file takes 18 s warm (the drops on 3 types and the box ~8 s);
 `pytest -m slow` adds the other 18 types in 36 s. The first run compiles MJWarp's kernels, the height-field
 ones included, for the CPU: 69 s for the file with an empty ~/.cache/warp (WARP_CACHE_PATH).
@@ -433,10 +433,10 @@ def start_qpos(col: T.Column, model: mujoco.MjModel, names: list[str]) -> np.nda
     return q
 
 
-def settle(engine: str, model: mujoco.MjModel, q0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def settle(backend: str, model: mujoco.MjModel, q0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from mtbench.sim import make_block
 
-    block = make_block(engine, model, q0.shape[0], torch.device("cpu"))
+    block = make_block(backend, model, q0.shape[0], torch.device("cpu"))
     block.qpos[:] = torch.as_tensor(q0, dtype=block.dtype)
     block.qvel[:] = 0
     block.forward()
@@ -474,7 +474,7 @@ def penetration(model: mujoco.MjModel, qpos: np.ndarray, body: int, nbody: int) 
 
 
 def check_drop(tid: int, bodies: dict) -> dict:
-    """Drop every body at every point on both engines; return the worst numbers."""
+    """Drop every body at every point on both backends; return the worst numbers."""
     pytest.importorskip("mujoco_warp")
     names = list(bodies)
     col, model = drop_model(tid, bodies)

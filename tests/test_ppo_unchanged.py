@@ -17,7 +17,10 @@ TINY = ["task=mt10", "num_envs=20", "train.ppo.horizon=8", "train.ppo.minibatch_
 
 RECORDED = {
     "vanilla": ((), "5ed0f3818aabbc2c82745f79d02efc3a1db7e0441ed08ed87be52c38db86c6a4"),
-    "paco_pcgrad": (("network=paco", "scheme=pcgrad"), "1593258c95549065531da6b4a2a2003b7edbdc891a9f17104f9f931cba3937cc"),
+    "paco_pcgrad": (
+        ("network=paco", "scheme=pcgrad"),
+        "1593258c95549065531da6b4a2a2003b7edbdc891a9f17104f9f931cba3937cc",
+    ),
 }
 
 

@@ -1,8 +1,8 @@
-"""The MuJoCo C and MuJoCo Warp engines must tell the same story on Meta-World scenes.
+"""The MuJoCo C and MuJoCo Warp backends must tell the same story on Meta-World scenes.
 
 Warp runs on its CPU device here, so these tests need no GPU. The first run JIT-compiles MJWarp's
 kernels for the CPU and caches them in ~/.cache/warp (WARP_CACHE_PATH): this file took 2 minutes cold
-and 45 s warm on 2 cores, most of it stepping both engines in the agreement tests.
+and 45 s warm on 2 cores, most of it stepping both backends in the agreement tests.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def load_scene(name: str) -> mujoco.MjModel:
     return model
 
 
-def make(engine: str, model: mujoco.MjModel) -> SceneBlock:
-    if engine == "cpu":
+def make(backend: str, model: mujoco.MjModel) -> SceneBlock:
+    if backend == "cpu":
         return CpuBlock(model, N, nthread=1)
     return WarpBlock(model, N, device=torch.device("cpu"))
 
@@ -93,7 +93,7 @@ def copy_state(src: SceneBlock, dst: SceneBlock) -> None:
 
 
 def actions(hand0: np.ndarray, target: np.ndarray, nstep: int) -> tuple[np.ndarray, np.ndarray]:
-    """Open-loop controls, identical for both engines: reach toward `target` for 30 steps (1 cm/step at
+    """Open-loop controls, identical for both backends: reach toward `target` for 30 steps (1 cm/step at
     most, Meta-World's action scale), then smooth sweeps; the gripper opens and closes throughout."""
     n = hand0.shape[0]
     t = np.arange(nstep)[:, None, None]
@@ -160,7 +160,7 @@ def test_engines_agree_free_running(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(SCENES))
 def test_engines_agree_one_step_in_contact(name: str) -> None:
-    """Reach into the object (Meta-World's whole hand space); at every step both engines start from the
+    """Reach into the object (Meta-World's whole hand space); at every step both backends start from the
     C engine's state, so only the physics of that one step is compared."""
     cpu, warp, ids = setup_pair(name)
     delta, grip = plan(cpu, ids, height=0.05)
@@ -198,10 +198,10 @@ def test_warp_tensors_are_engine_memory() -> None:
     assert warp.dtype == torch.float32 and warp.qpos.dtype == torch.float32
 
 
-@pytest.mark.parametrize("engine", ["cpu", "warp"])
-def test_body_pos_is_per_world(engine: str) -> None:
+@pytest.mark.parametrize("backend", ["cpu", "warp"])
+def test_body_pos_is_per_world(backend: str) -> None:
     model = load_scene("sawyer_drawer.xml")
-    block = make(engine, model)
+    block = make(backend, model)
     drawer, link = body_ids(model, ("drawer", "drawer_link"))
     case = [
         g for g in range(model.ngeom) if model.body_weldid[model.geom_bodyid[g]] == 0 and model.geom_bodyid[g] > drawer
@@ -222,10 +222,10 @@ def test_body_pos_is_per_world(engine: str) -> None:
     assert block.model.body_pos[drawer, 0] == 0.0  # the host model is untouched
 
 
-@pytest.mark.parametrize("engine", ["cpu", "warp"])
-def test_step_flags_nan_world(engine: str) -> None:
+@pytest.mark.parametrize("backend", ["cpu", "warp"])
+def test_step_flags_nan_world(backend: str) -> None:
     model = load_scene("sawyer_push_v3.xml")
-    block = make(engine, model)
+    block = make(backend, model)
     block.qvel[2, 0] = float("nan")
     bad = block.step(NSUBSTEP)
     assert bad.dtype == torch.bool and bad.shape == (N,) and bad.device == block.device
@@ -235,27 +235,27 @@ def test_step_flags_nan_world(engine: str) -> None:
 def test_cuda_without_gpu_says_what_to_do() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(RuntimeError, match="engine='cpu'"):
+    with pytest.raises(RuntimeError, match="backend='cpu'"):
         WarpBlock(load_scene("sawyer_push_v3.xml"), N, device=torch.device("cuda:0"))
 
 
 def test_per_world_model_fields_take_effect_in_both_engines():
     """Domain randomisation writes model fields per world: a box launched along a plane with a different
-    friction in each world slides less the higher its friction, the same way on both engines."""
+    friction in each world slides less the higher its friction, the same way on both backends."""
     from mtbench.sim import make_block
 
     xml = """<mujoco><option timestep="0.005"/><worldbody><geom type="plane" size="5 5 .1" friction="0.1"/>
       <body pos="0 0 .05"><freejoint/><geom type="box" size=".05 .05 .05" mass="1"/></body></worldbody></mujoco>"""
     model = mujoco.MjModel.from_xml_string(xml)
     finals = {}
-    for engine in ("cpu", "warp"):
-        block = make_block(engine, model, 3, torch.device("cpu"), per_world=("geom_friction",))
+    for backend in ("cpu", "warp"):
+        block = make_block(backend, model, 3, torch.device("cpu"), per_world=("geom_friction",))
         block.fields["geom_friction"][:, :, 0] = torch.tensor([0.2, 0.5, 1.0], dtype=block.dtype)[:, None]
         block.sync_model()
         block.qvel[:, 0] = 2.0
         for _ in range(100):
             block.step(1)
-        finals[engine] = block.qpos[:, 0].double().clone()
+        finals[backend] = block.qpos[:, 0].double().clone()
     x = finals["cpu"]
     assert x[0] > x[1] > x[2] > 0.0, x  # higher friction, shorter slide
     torch.testing.assert_close(finals["warp"], x, atol=2e-3, rtol=0)

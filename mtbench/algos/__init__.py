@@ -7,9 +7,10 @@ import torch
 
 from mtbench.algos.base import Algorithm
 from mtbench.algos.ppo import PPO
+from mtbench.algos.sac import SAC
 from mtbench.mtrl import make_scheme
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO}
+ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "sac": SAC}
 
 
 def make_algorithm(

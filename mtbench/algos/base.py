@@ -100,6 +100,12 @@ class Algorithm(ABC):
         """The env's answer to the last `act` (auto-reset: `info["final_obs"]` is the last observation of the
         episodes that ended, `next_obs` the first of the new ones)."""
 
+    @property
+    def learning(self) -> bool:
+        """False while the algorithm only collects (an off-policy warm-up): its metrics are NaN then, and the
+        runner's divergence check waits."""
+        return True
+
     @abstractmethod
     def update(self) -> dict[str, torch.Tensor]:
         """Learn from what was observed since the last update; returns scalar metric tensors."""

@@ -1,5 +1,6 @@
-"""Environments: the batched multi-task vector env and its task suites."""
+"""Environments: the env interface (`core.MultiTaskVecEnv`), the suites (`metaworld/`, `parkour/`) and the suite
+registry (`suites.py`)."""
 
-from mtbench.envs.vec_env import MultiTaskVecEnv
+from mtbench.envs.core import MultiTaskVecEnv
 
 __all__ = ["MultiTaskVecEnv"]

@@ -10,17 +10,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mtbench.envs.vec_env import MultiTaskVecEnv
+from mtbench.envs.core import MultiTaskVecEnv
 
 
 class GymVectorEnv(gym.vector.VectorEnv):
+    """Any suite's env as a gymnasium vector env; the action space is the env's clip range."""
+
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def __init__(self, env: MultiTaskVecEnv):
         self.env = env
         self.num_envs = env.num_envs
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (env.obs_dim,), np.float32)
-        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (env.action_dim,), np.float32)
+        bound = env.action_bound
+        self.single_action_space = gym.spaces.Box(-bound, bound, (env.action_dim,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
 

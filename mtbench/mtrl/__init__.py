@@ -35,6 +35,13 @@ class MeanScheme:
         total.backward()
         return total.detach()
 
+    def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
+        """One parameter group alone (`part` "actor" or "critic"), for learners that step their actor and critic
+        apart (SAC): the same rule as `backward` restricted to that group."""
+        total = combine_mean(losses, counts)
+        total.backward()
+        return total.detach()
+
     def state_dict(self) -> dict:
         return {}
 
@@ -63,6 +70,12 @@ class _GradientScheme(MeanScheme):
         for params, g in grads:
             add_flat_grad(params, g)
         return (combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)).detach()
+
+    def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
+        if self.apply_to not in (part, "both"):
+            return super().backward_part(part, losses, counts, params)
+        add_flat_grad(params, self.combine(task_gradients(losses, params)))
+        return combine_mean(losses, counts).detach()
 
 
 class PCGradScheme(_GradientScheme):
@@ -100,6 +113,15 @@ class FAMOScheme(MeanScheme):
         total = combine_mean(actor_losses, counts) + self.weights.loss(critic_losses)
         total.backward()
         self.weights.update(critic_losses)
+        return total.detach()
+
+    def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
+        if part != "critic":
+            return super().backward_part(part, losses, counts, params)
+        torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise the batch size")
+        total = self.weights.loss(losses)
+        total.backward()
+        self.weights.update(losses)
         return total.detach()
 
     def state_dict(self) -> dict:

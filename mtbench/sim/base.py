@@ -1,7 +1,7 @@
-"""The engine-independent face of batched physics.
+"""The backend-independent face of batched physics.
 
 A `SceneBlock` holds `n` worlds of one `mujoco.MjModel`. Task code reads and writes it only through
-torch tensors shaped `(n, ...)`, so the same task module runs on the MuJoCo C engine and on MuJoCo
+torch tensors shaped `(n, ...)`, so the same task module runs on the MuJoCo C backend and on MuJoCo
 Warp. State tensors (qpos, qvel, mocap, ctrl, warm start) are writable views; derived tensors
 (xpos, xquat, site_xpos, geom_xpos, geom_xmat) describe the state after the last `step` or `forward`.
 """
@@ -36,7 +36,7 @@ class SceneBlock(ABC):
     site_xpos: torch.Tensor
     geom_xpos: torch.Tensor
     geom_xmat: torch.Tensor
-    sensordata: torch.Tensor  # (n, nsensordata): on the CPU engine as of the stage `step` computed
+    sensordata: torch.Tensor  # (n, nsensordata): on the CPU backend as of the stage `step` computed
     # per-world model fields, (n, ...): body_pos always, others as asked for at construction
     body_pos: torch.Tensor
     fields: dict[str, torch.Tensor]
@@ -45,7 +45,7 @@ class SceneBlock(ABC):
     def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:
         """Advance every world `nsubstep` physics steps, then recompute the kinematics (`kinematics=False`
         skips that where the engine can: a caller that reads only qpos, qvel and sensordata saves a
-        position stage, collision detection included, per call on the CPU engine).
+        position stage, collision detection included, per call on the CPU backend).
 
         Returns a bool `(n,)` mask of worlds whose state blew up (NaN/Inf or a MuJoCo instability
         warning) during this call; the caller must reset them.

@@ -1,4 +1,4 @@
-"""The MuJoCo C engine on all cores, through `mujoco.batch.Batch`.
+"""The MuJoCo C backend on all cores, through `mujoco.batch.Batch`.
 
 `Batch` keeps each world as one mjSTATE_INTEGRATION row and steps the rows on a C++ thread pool, so
 the hot path has no Python loop over worlds. Its bound arrays are live numpy views; we wrap them once

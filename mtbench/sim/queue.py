@@ -1,10 +1,10 @@
 """Step scene blocks one after another on a background thread, so that the caller's torch work on a block
 whose physics has finished runs while the next block steps.
 
-Why: on the CPU engine MuJoCo's thread pool holds every core only while it steps; the env's observation
+Why: on the CPU backend MuJoCo's thread pool holds every core only while it steps; the env's observation
 and reward torch work is single-threaded, so without overlap one core idles through it (about a fifth of
 an MT10 step). `mujoco.batch` releases the GIL while it steps, so a plain Python thread is enough. On the
-warp engine the GPU already runs asynchronously to the host, and blocks are stepped inline.
+warp backend the GPU already runs asynchronously to the host, and blocks are stepped inline.
 """
 
 from __future__ import annotations

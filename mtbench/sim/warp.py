@@ -72,16 +72,16 @@ def _warp_device(device: torch.device) -> tuple[torch.device, wp.Device]:
     if device.type == "cpu":
         return torch.device("cpu"), wp.get_device("cpu")
     if device.type != "cuda":
-        raise ValueError(f"engine 'warp' runs on 'cpu' or 'cuda' devices, got {device}")
+        raise ValueError(f"backend 'warp' runs on 'cpu' or 'cuda' devices, got {device}")
     if not torch.cuda.is_available():
         raise RuntimeError(
-            f"device {device} requested but torch sees no CUDA GPU; use engine='cpu' (device='cpu'), "
+            f"device {device} requested but torch sees no CUDA GPU; use backend='cpu' (device='cpu'), "
             "or install a CUDA build of torch on a machine with a GPU"
         )
     if wp.get_cuda_device_count() == 0:
         raise RuntimeError(
             f"device {device} requested but Warp finds no CUDA device (CPU-only warp-lang or no driver); "
-            "use engine='cpu', or install a CUDA-enabled warp-lang (pip install warp-lang)"
+            "use backend='cpu', or install a CUDA-enabled warp-lang (pip install warp-lang)"
         )
     index = torch.cuda.current_device() if device.index is None else device.index
     return torch.device("cuda", index), wp.get_device(f"cuda:{index}")

@@ -36,7 +36,7 @@ def _compiled(xml: str) -> mujoco.MjModel:
     model = mujoco.MjModel.from_xml_path(asset_path(xml))
     # MuJoCo 4 turns multi-contact convex collision on by default; the reference (MuJoCo 3.3) had it off.
     # With it on, a puck settles 0.56 mm higher than in the reference; off, within 2 um. MuJoCo Warp
-    # also rejects box/mesh pairs with margins under MULTICCD. One switch, both engines.
+    # also rejects box/mesh pairs with margins under MULTICCD. One switch, both backends.
     model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_MULTICCD)
     for i in range(model.neq):
         if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:

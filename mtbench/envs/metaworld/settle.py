@@ -4,7 +4,7 @@ object during Meta-World's 50-step hand reset.
 Meta-World's `reset` places the moved body (door, peg, wall) before `_reset_hand` settles the arm, so
 whatever the body touches during those 50 control steps (a finger resting on a lock lever, a nut spun by
 the peg) carries into the episode. Our template settles once with the body out of the way; worlds whose
-body can reach are settled again here on the C engine, one world at a time (about 7-15 ms each the first
+body can reach are settled again here on the C backend, one world at a time (about 7-15 ms each the first
 time a position is seen; cached, so a fixed goal table settles each goal once). This is not the hot path
 of most tasks: only resets with the body within reach pay it, and only for tasks that call it.
 """

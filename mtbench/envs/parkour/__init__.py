@@ -10,7 +10,7 @@ __all__ = ["ParkourVecEnv", "bench_parkour", "SETTINGS"]
 
 
 def __getattr__(name: str):
-    # lazy: importing robot.py or terrains.py alone does not load the env (and the Meta-World env it shares code with)
+    # lazy: importing robot.py or terrains.py alone does not load the env
     if name in ("ParkourVecEnv", "bench_parkour"):
         from mtbench.envs.parkour import env
 

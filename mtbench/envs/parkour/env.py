@@ -1,6 +1,6 @@
 """`ParkourVecEnv`: the Go1 on MTBench's parkour terrains, each terrain type a contiguous block of worlds.
 
-The contract is `MultiTaskVecEnv`'s (mtbench/envs/vec_env.py): `reset() -> obs`, `step(actions) -> (obs, reward,
+The interface is `MultiTaskVecEnv`'s (mtbench/envs/core.py): `reset() -> obs`, `step(actions) -> (obs, reward,
 terminated, truncated, info)` with auto-reset, `info["final_obs"]`, per-episode statistics, `state_dict()`. Two
 parkour specifics:
 
@@ -25,7 +25,7 @@ U(-0.2, 0.2) m per axis, motor strengths U(0.8, 1.2); pushes every 8 s set every
 U(-0.5, 0.5) m/s.
 
 Everything is batched in torch on `device`; the only Python loops in a step are over the terrain blocks (<= 21)
-and the 4 substeps. On the CPU engine the env's torch work runs single-threaded (MuJoCo's pool has the cores).
+and the 4 substeps. On the CPU backend the env's torch work runs single-threaded (MuJoCo's pool has the cores).
 """
 
 from __future__ import annotations
@@ -36,19 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mtbench.envs.core import MultiTaskVecEnv, View, torch_single_threaded
 from mtbench.envs.parkour import observations as O
 from mtbench.envs.parkour import rewards as W
 from mtbench.envs.parkour import robot as R
 from mtbench.envs.parkour.scene import PD_FIELDS, PD_MODES, PER_WORLD, ParkourScene, build_scene
 from mtbench.envs.parkour.settings import MAX_INIT_LEVEL, resolve, terrain_id
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
-from mtbench.envs.vec_env import (
-    _check_engine,
-    allocate_envs,
-    check_state_layout,
-    resolve_device,
-    torch_single_threaded,
-)
 from mtbench.sim import SceneBlock, make_block
 
 ACTION_CLIP = 5.0
@@ -78,13 +72,11 @@ _STATE = (
 
 @dataclass
 class _Block:
-    """One terrain type's worlds and the per-block tensors the step needs, in the engine's dtype."""
+    """One terrain type's worlds and the per-block tensors the step needs, in the physics dtype."""
 
     scene: ParkourScene
     sim: SceneBlock
     sl: slice
-    index: int
-    onehot_index: int
     default: torch.Tensor  # (12,)
     limits: torch.Tensor  # (12,)
     kp: torch.Tensor  # (n, 12) Kp x m_p
@@ -103,13 +95,13 @@ def _uniform(lo: float, hi: float, shape, gen: torch.Generator, device) -> torch
     return torch.rand(shape, generator=gen, device=device) * (hi - lo) + lo
 
 
-class ParkourVecEnv:
+class ParkourVecEnv(MultiTaskVecEnv):
     """Batched multi-task parkour for the Go1.
 
     task: a setting ("parkour_easy" | "parkour_hard" | "parkour_hard_cl" | "parkour_flat"), or terrain ids/names
       (0..20; an int, a name or a list) with `setting` ("easy" | "hard" | "hard_cl"; default "hard").
-    num_envs / task_counts: as MultiTaskVecEnv (even split by default; counts must sum to num_envs).
-    engine (alias backend): "auto" | "cpu" | "warp". episode_length: 2000 policy steps (40 s).
+    num_envs / task_counts: even split by default; counts must sum to num_envs.
+    backend: "auto" | "cpu" | "warp". episode_length: 2000 policy steps (40 s).
     random_init_progress: start every episode counter at U[0, episode_length) on reset() (upstream: on).
     domain_rand: friction, added mass, COM offset, motor strength, pushes (upstream: on); push_robots overrides
       the pushes alone. curriculum: None = the setting's. action_scale: 1.0 (training) or 0.25 (upstream test).
@@ -119,18 +111,22 @@ class ParkourVecEnv:
     pd: "engine" (default: the PD law evaluated by the physics engine at every physics step from per-world gains, one
       step(4) call per policy step) or "torch" (the torque computed in torch before each of the 4 physics steps and
       written to ctrl, one step(1) call each). Same dynamics (tests/test_parkour_env.py compares them); "engine"
-      is 2x faster on the CPU engine and launches a quarter of the CUDA graphs.
+      is 2x faster on the CPU backend and launches a quarter of the CUDA graphs.
     onehot: "tasks" (over the selected terrain types, ordered by id, as the Meta-World env) or "terrains" (21 wide,
       indexed by terrain id whatever the selection: then a policy pre-trained on parkour_flat has the input size of
       one fine-tuned on the 21 types, as upstream's flat -> multi-task weight transfer needs).
     """
+
+    action_dtype = torch.float32
+    action_doc = "12 joint-position offsets"
+    view = View(track_body=R.BASE_BODY, headlight=(0.45, 0.7))
 
     def __init__(
         self,
         task: str | int | list = "parkour_hard",
         num_envs: int | None = None,
         device: str | torch.device | None = None,
-        engine: str = "auto",
+        backend: str = "auto",
         seed: int = 0,
         task_counts: list[int] | None = None,
         setting: str | None = None,
@@ -147,14 +143,9 @@ class ParkourVecEnv:
         check_actions: bool = True,
         pd: str = "engine",
         onehot: str = "tasks",
-        backend: str | None = None,
     ):
         # every check before any physics is built
-        self.setting, self.task_ids = resolve(task, setting)
-        n_tasks = len(self.task_ids)
-        task_counts = allocate_envs(num_envs, task_counts, n_tasks)
-        if episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        self.setting, task_ids = resolve(task, setting)
         if not action_scale > 0:
             raise ValueError(f"action_scale must be > 0, got {action_scale}")
         lo, hi = (float(v) for v in dof_reset_range)
@@ -167,57 +158,40 @@ class ParkourVecEnv:
             raise ValueError(f"unknown pd {pd!r}; choose one of {PD_MODES}")
         if onehot not in ONEHOT_MODES:
             raise ValueError(f"unknown onehot {onehot!r}; choose one of {ONEHOT_MODES}")
-        if backend is not None:
-            if engine not in ("auto", backend):
-                raise ValueError(f"engine={engine!r} and backend={backend!r} disagree; pass one of them")
-            engine = backend
-        self.device = resolve_device(device)
-        self.engine = _check_engine(engine, self.device)
+        names = [TERRAIN_NAMES[t] for t in task_ids]
+        super().__init__(task_ids, names, num_envs, task_counts, device, backend, seed, episode_length,
+                         random_init_progress, check_actions)  # fmt: skip
 
-        self.num_envs = sum(task_counts)
-        self.num_tasks = n_tasks
-        self.task_counts = task_counts
-        self.task_names = [TERRAIN_NAMES[t] for t in self.task_ids]
-        self.episode_length = episode_length
-        self.random_init_progress = random_init_progress
+        n_tasks = self.num_tasks
         self.domain_rand = domain_rand
         self.push_robots = domain_rand if push_robots is None else push_robots
         self.curriculum = self.setting.curriculum if curriculum is None else bool(curriculum)
         self.action_scale = float(action_scale)
-        self.action_clip = ACTION_CLIP / self.action_scale
+        self.action_bound = ACTION_CLIP / self.action_scale  # the clip, in action units
         self.terrain_seed = terrain_seed
         self.difficulties = diffs
         self.n_rows = len(diffs)
         self.dof_reset_range = (lo, hi)
-        self.check_actions = check_actions
         self.pd = pd
         self._fields = PER_WORLD + (PD_FIELDS if pd == "engine" else ())
-        self.seed = seed
         self.onehot_mode = onehot
         n_onehot = n_tasks if onehot == "tasks" else len(TERRAIN_NAMES)
         self.obs_dim = O.N_BASE + n_onehot
         self.action_dim = R.NUM_JOINTS
         self.dt = W.POLICY_DT
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(seed)
         self.obs_layout = O.obs_layout(n_onehot)
 
         # scenes and blocks
-        rank = {tid: i for i, tid in enumerate(sorted(self.task_ids))}  # one-hot index as upstream
         self.blocks: list[_Block] = []
-        start = 0
-        for k, (tid, count) in enumerate(zip(self.task_ids, task_counts)):
+        for tid, sl in zip(self.task_ids, self.task_slices):
             scene = build_scene(tid, diffs, terrain_seed, pd)
-            sim = make_block(self.engine, scene.model, count, self.device, nthread=nthread, per_world=self._fields)
-            self.blocks.append(self._make_block(scene, sim, slice(start, start + count), k, rank[tid]))
-            start += count
+            n = sl.stop - sl.start
+            sim = make_block(self.backend, scene.model, n, self.device, nthread=nthread, per_world=self._fields)
+            self.blocks.append(self._make_block(scene, sim, sl))
 
         N, dev, f32 = self.num_envs, self.device, torch.float32
-        self.env_block = torch.cat([torch.full((b.sim.n,), b.index, dtype=torch.long) for b in self.blocks]).to(dev)
-        self.env_task_id = torch.as_tensor(self.task_ids, device=dev)[self.env_block]
-        self.task_index = torch.as_tensor([b.onehot_index for b in self.blocks], device=dev)[self.env_block]
-        hot = self.task_index if onehot == "tasks" else self.env_task_id
-        self.onehot = torch.nn.functional.one_hot(hot, n_onehot).to(f32)
+        if onehot == "terrains":  # indexed by terrain id, whatever the selection
+            self.onehot = torch.nn.functional.one_hot(self.env_task_id, n_onehot).to(f32)
 
         # terrain tables, all columns stacked (they share the grid shape: same rows)
         cols = [b.scene.column for b in self.blocks]
@@ -251,24 +225,19 @@ class ParkourVecEnv:
         self.dyaw = z(2)
         self.last_contacts = z(4, dtype=torch.bool)
         self.contact_filt = z(4, dtype=torch.bool)
-        self.ep_return = z()
         self.ep_goal_vel = z()  # sum over the episode of the velocity toward the current goal (m/s)
-        self.ep_length = z(dtype=torch.long)
-        self.physics_resets = z(dtype=torch.long)
         self.obs = z(self.obs_dim)
         # on the host, reset only the envs that ended (indexing costs no sync there); on CUDA write every env masked
         self._host_indexing = self.device.type == "cpu"
         self._counter = 0  # global policy steps (upstream common_step_counter): pushes, scan/yaw refresh
 
     # -- construction ------------------------------------------------------------------------------
-    def _make_block(self, scene: ParkourScene, sim: SceneBlock, sl: slice, index: int, onehot: int) -> _Block:
+    def _make_block(self, scene: ParkourScene, sim: SceneBlock, sl: slice) -> _Block:
         dt, dev, n = sim.dtype, self.device, sim.n
         return _Block(
             scene=scene,
             sim=sim,
             sl=sl,
-            index=index,
-            onehot_index=onehot,
             default=torch.as_tensor(R.DEFAULT_JOINT_POS, dtype=dt, device=dev),
             limits=torch.as_tensor(R.TORQUE_LIMITS, dtype=dt, device=dev),
             kp=torch.full((n, 12), R.KP, dtype=dt, device=dev),
@@ -388,9 +357,8 @@ class ParkourVecEnv:
         self.actions = torch.where(m1, 0.0, self.actions)
         self.last_contacts = self.last_contacts & ~m1
         self.contact_filt = self.contact_filt & ~m1
-        self.ep_return = torch.where(mask, 0.0, self.ep_return)
+        self._end_episodes(mask)
         self.ep_goal_vel = torch.where(mask, 0.0, self.ep_goal_vel)
-        self.ep_length = torch.where(mask, zero_l, self.ep_length)
 
         dof = self._default + _uniform(*self.dof_reset_range, (N, 12), g, dev)
         dof = torch.minimum(torch.maximum(dof, self._limits[:, 0]), self._limits[:, 1])
@@ -409,7 +377,7 @@ class ParkourVecEnv:
         m1 = mb[:, None]
         sim.qpos.copy_(torch.where(m1, qpos.to(dt), sim.qpos))
         # velocity, controls and the solver warm start zeroed: this also scrubs a blown-up world, so that no
-        # forward() is needed before the next step (checked on both engines)
+        # forward() is needed before the next step (checked on both backends)
         for field in (sim.qvel, sim.ctrl, sim.qacc_warmstart):
             field.copy_(torch.where(m1, torch.zeros((), dtype=dt, device=field.device), field))
         b.tau = torch.where(m1, 0.0, b.tau)
@@ -420,7 +388,7 @@ class ParkourVecEnv:
             sim.fields["actuator_biasprm"][:, :, 1] = -b.kp
             sim.fields["actuator_biasprm"][:, :, 2] = -b.kd
         # domain randomisation through per-world model fields. MuJoCo's derived constants (mj_setConst: invweight0,
-        # used to scale contact softness) stay at the nominal mass on both engines: MuJoCo Warp cannot recompute them
+        # used to scale contact softness) stay at the nominal mass on both backends: MuJoCo Warp cannot recompute them
         # per world, and MuJoCo C is kept the same (and cheaper) by not calling sync_model().
         fr = sim.fields["geom_friction"]
         g = b.robot_geoms
@@ -431,27 +399,19 @@ class ParkourVecEnv:
         ipos = sim.fields["body_ipos"]
         ipos[:, base] = torch.where(m1, b.ipos0 + self.com_offset[b.sl].to(dt), ipos[:, base])
 
-    def reset(self) -> torch.Tensor:
-        """Reset every env (rows: round-robin, or random in [0, 2] with the curriculum); returns the first
-        observations (num_envs, obs_dim)."""
-        with torch_single_threaded(self.engine == "cpu"):
-            everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
-            self._reset_envs(everyone, levels=self._initial_levels())
-            for b in self.blocks:
-                b.sim.forward()  # derived quantities (xpos, ...) of the new states, for anyone reading them
-            self.physics_resets.zero_()
-            if self.random_init_progress:
-                self.ep_length = torch.randint(
-                    0, self.episode_length, (self.num_envs,), generator=self.gen, device=self.device
-                )
-            qpos, qvel = self._gather()
-            self.obs = self._observe(qpos, qvel, refresh=True)
-            return self.obs
+    def _reset_worlds(self) -> torch.Tensor:
+        """Rows: round-robin, or random in [0, 2] with the curriculum."""
+        everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self._reset_envs(everyone, levels=self._initial_levels())
+        for b in self.blocks:
+            b.sim.forward()  # derived quantities (xpos, ...) of the new states, for anyone reading them
+        qpos, qvel = self._gather()
+        return self._observe(qpos, qvel, refresh=True)
 
     def refresh_obs(self) -> torch.Tensor:
         """Recompute `obs` from the current physics state, scandots and goal yaws included (after writing qpos/qvel
         directly, e.g. to place a robot); contact flags and the last action are kept."""
-        with torch_single_threaded(self.engine == "cpu"):
+        with torch_single_threaded(self.backend == "cpu"):
             for b in self.blocks:
                 b.sim.forward()
             qpos, qvel = self._gather()
@@ -459,30 +419,6 @@ class ParkourVecEnv:
             return self.obs
 
     # -- step --------------------------------------------------------------------------------------
-    def _validate(self, actions) -> torch.Tensor:
-        if not isinstance(actions, torch.Tensor):
-            actions = torch.as_tensor(np.asarray(actions))
-        if actions.shape != (self.num_envs, self.action_dim):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs}, {self.action_dim}) (num_envs, 12 joint-position offsets), "
-                f"got {tuple(actions.shape)}"
-            )
-        if not actions.is_floating_point():
-            raise TypeError(f"actions must be floating point, got dtype {actions.dtype}")
-        actions = actions.to(self.device, torch.float32)
-        if self.check_actions and not bool(torch.isfinite(actions).all()):
-            bad = (~torch.isfinite(actions)).any(1).nonzero().squeeze(1)[:5].tolist()
-            raise ValueError(
-                f"actions hold NaN/Inf (envs {bad}...); check the policy output (check_actions=False skips this test)"
-            )
-        return actions.clamp(-self.action_clip, self.action_clip)
-
-    def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        """Apply joint-position actions (num_envs, 12), step 4 x 5 ms of physics, auto-reset ended episodes."""
-        act = self._validate(actions)
-        with torch_single_threaded(self.engine == "cpu"):
-            return self._step(act)
-
     def _push(self) -> None:
         v = _uniform(-PUSH_VEL, PUSH_VEL, (self.num_envs, 2), self.gen, self.device)
         for b in self.blocks:
@@ -512,6 +448,7 @@ class ParkourVecEnv:
         return torch.cat(blowups).to(self.device)
 
     def _step(self, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Joint-position actions (num_envs, 12): 4 x 5 ms of physics, then waypoints, rewards, auto-reset."""
         self.actions = act
         self._counter += 1
         if self.push_robots and self._counter % PUSH_INTERVAL == 0:
@@ -541,10 +478,8 @@ class ParkourVecEnv:
         }
         reward = torch.where(blowup, 0.0, W.total_reward(terms))
 
-        self.ep_length += 1
-        self.ep_return += reward
+        self._count_step(reward, blowup)
         self.ep_goal_vel += torch.where(blowup, 0.0, W.goal_velocity(qvel[:, :2], pos[:, :2], cur))
-        self.physics_resets += blowup.long()
         terminated = W.failed(roll, pitch, pos[:, 2]) & ~blowup
         truncated = (W.timed_out(self.ep_length, self.episode_length, self.goal_idx) | blowup) & ~terminated
         done = terminated | truncated
@@ -556,24 +491,13 @@ class ParkourVecEnv:
         obs = self._observe(qpos, qvel, refresh=self._counter % O.REFRESH_EVERY == 0)
         obs = torch.where(blowup[:, None], 0.0, obs)  # a blown-up world's state is NaN or MuJoCo's reset pose
         progress = W.progress(self.goal_idx)
-        info = {
-            "success": progress,
-            "task_id": self.env_task_id,
-            "final_obs": obs.clone(),
-            "physics_blowup": blowup,
-            "physics_resets": self.physics_resets.clone(),
-            "episode": {
-                "done": done,
-                "return": self.ep_return.clone(),
-                "length": self.ep_length.clone(),
-                "success": progress,
-                "progress": progress,
-                "goals_reached": self.goal_idx.clone(),
-                "goal_velocity": self.ep_goal_vel / self.ep_length,  # mean m/s toward the current goal
-                "task_id": self.env_task_id,
-                "terrain_level": self.level.clone(),
-            },
-        }
+        info = self._info(
+            progress, obs.clone(), blowup, done, progress,
+            progress=progress,
+            goals_reached=self.goal_idx.clone(),
+            goal_velocity=self.ep_goal_vel / self.ep_length,  # mean m/s toward the current goal
+            terrain_level=self.level.clone(),
+        )  # fmt: skip
 
         # auto-reset: the returned observation starts the new episode
         if not self._host_indexing or bool(done.any()):
@@ -585,22 +509,12 @@ class ParkourVecEnv:
         return obs, reward, terminated, truncated, info
 
     # -- conveniences ------------------------------------------------------------------------------
-    def block_of(self, task: str | int) -> slice:
-        """The env slice of one terrain type (its id or name)."""
-        tid = terrain_id(task)
-        if tid not in self.task_ids:
-            raise ValueError(f"terrain {task!r} is not in this env's tasks {self.task_names}")
-        return self.blocks[self.task_ids.index(tid)].sl
+    def _task_id(self, task: str | int) -> int:
+        return terrain_id(task)
 
-    def state_dict(self) -> dict:
-        """Everything that decides future steps (physics, per-world model fields, episode values, counters, RNG)."""
-        out: dict = {
-            "task_ids": list(self.task_ids),
-            "task_counts": list(self.task_counts),
-            "gen": self.gen.get_state(),
-            "counter": self._counter,
-            **{k: getattr(self, k).clone() for k in _STATE},
-        }
+    def _suite_state(self) -> dict:
+        """Physics, per-world model fields, episode values and counters."""
+        out: dict = {"counter": self._counter, **{k: getattr(self, k).clone() for k in _STATE}}
         for i, b in enumerate(self.blocks):
             sim = b.sim
             for k in ("qpos", "qvel", "ctrl", "qacc_warmstart"):
@@ -610,9 +524,7 @@ class ParkourVecEnv:
             out[f"block{i}/tau"] = b.tau.clone()
         return out
 
-    def load_state_dict(self, state: dict) -> None:
-        check_state_layout(state, self.task_ids, self.task_counts)
-        self.gen.set_state(state["gen"])
+    def _load_suite_state(self, state: dict) -> None:
         self._counter = int(state["counter"])
         for k in _STATE:
             setattr(self, k, state[k].to(self.device).clone())
@@ -627,12 +539,8 @@ class ParkourVecEnv:
             b.kd = R.KD * self.kd_scale[b.sl].to(sim.dtype)
             sim.forward()
 
-    def __repr__(self) -> str:
-        tasks = ", ".join(f"{n}x{c}" for n, c in zip(self.task_names, self.task_counts))
-        return (
-            f"ParkourVecEnv({self.setting.name}, {self.num_envs} envs on {self.device}/{self.engine}, "
-            f"{self.n_rows} rows, curriculum={self.curriculum}: {tasks})"
-        )
+    def _repr_details(self) -> str:
+        return f", {self.setting.name}, {self.n_rows} rows, curriculum={self.curriculum}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -647,14 +555,14 @@ def bench_parkour(
     nthread: int | None = None,
     seed: int = 0,
 ) -> dict:
-    """Env-steps/s of ParkourVecEnv on the CPU engine (random actions, N(0, 0.3) rad), and the ceiling: raw MuJoCo C
+    """Env-steps/s of ParkourVecEnv on the CPU backend (random actions, N(0, 0.3) rad), and the ceiling: raw MuJoCo C
     stepping (`mujoco.batch.Batch.step(nstep=4)`, one call per terrain per policy step) of the same scenes with the
     PD inside the engine (scene.engine_pd: the same dynamics as the torch PD), the same number of worlds, threads,
     start states and actions, and nothing else: no observation, reward, reset or torch.
     Returns {"env", "ceiling", "ratio", "num_envs", "steps", "threads", "repr"}."""
     from mujoco import batch as mjbatch
 
-    env = ParkourVecEnv(task, num_envs=num_envs, device="cpu", engine="cpu", nthread=nthread, seed=seed, pd=pd,
+    env = ParkourVecEnv(task, num_envs=num_envs, device="cpu", backend="cpu", nthread=nthread, seed=seed, pd=pd,
                         check_actions=False)  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     acts = [torch.randn(num_envs, 12, generator=gen) * 0.3 for _ in range(16)]

@@ -48,8 +48,9 @@ DEFAULT_SUBSET_SETTING = "parkour_hard"
 
 
 def is_parkour_task(task) -> bool:
-    """True when `task` names a parkour setting (what `mtbench.make` can dispatch on)."""
-    return isinstance(task, str) and task.lower() in SETTINGS
+    """True when `task` is a `parkour_*` name: what the suite registry (mtbench/envs/suites.py) dispatches on, so
+    that a misspelt setting gets the parkour error naming the settings."""
+    return isinstance(task, str) and task.lower().startswith("parkour_")
 
 
 def _setting(name: str) -> Setting:

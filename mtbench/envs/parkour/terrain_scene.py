@@ -1,10 +1,10 @@
-"""A parkour column as a MuJoCo height field, for the MuJoCo C engine and MuJoCo Warp alike.
+"""A parkour column as a MuJoCo height field, for the MuJoCo C backend and MuJoCo Warp alike.
 
-Why a height field: the column already is a regular grid, MuJoCo's `hfield` is one, and both engines collide
+Why a height field: the column already is a regular grid, MuJoCo's `hfield` is one, and both backends collide
 it with the robot's primitives (MuJoCo Warp: sphere, capsule, box, ... by convex collision against the
 triangular prisms of the cells under the geom, at most 4 contacts kept per pair; MuJoCo C: the same prisms,
 up to 50 contacts). One geom holds a whole column (~1 M samples for 10 rows) and compiles in ~0.1 s. The
-alternatives are worse: a triangle mesh is treated as its convex hull by both engines' mesh colliders, and
+alternatives are worse: a triangle mesh is treated as its convex hull by both backends' mesh colliders, and
 boxes would need thousands of geoms for the roughness, bumps and ramps.
 
 Mapping. MuJoCo stores the elevations normalised to [0, 1] and places a sample at z = geom_z + data·size[2].
@@ -30,10 +30,10 @@ down (Warp on its CPU device; the kernels are the GPU's):
   staircase_climbing (up to ~3 m)        12/2048              16/2048          44/2048
 
 Clipping the pits to -0.5 m did not help (4/2048 for the foot): cliff edges are also where it fails. In drop
-tests (tests/test_parkour_terrains.py) spheres and capsules come to rest at the same heights on both engines
+tests (tests/test_parkour_terrains.py) spheres and capsules come to rest at the same heights on both backends
 on all 21 terrain types, but a dropped box is thrown around by these contacts in Warp and not in C. So: robot
 geoms that touch the terrain are spheres and capsules only (the Go1's trunk box collides as two capsules, see
-go1.xml), and the robot-level parity tests (tests/test_parkour_env.py) run on both engines.
+go1.xml), and the robot-level parity tests (tests/test_parkour_env.py) run on both backends.
 
 Collision bits: by default the terrain geom has contype = 1, conaffinity = 1 (`CONTYPE`, `CONAFFINITY`;
 `add_terrain` takes others, e.g. robot.py's TERRAIN_CONAFFINITY = 2) and friction 1.0 (upstream's;

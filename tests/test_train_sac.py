@@ -1,0 +1,91 @@
+"""MT-SAC through the runner: every network and scheme from the command line, exact resume with the replay
+buffer, evaluation of a checkpoint, and the proof that it learns (single-task reach from a fresh seed)."""
+
+import json
+import os
+import random
+
+import pytest
+import torch
+
+from mtbench.config import ConfigError
+from mtbench.train import run
+
+# 2 steps of 8 envs per iteration, 2-step returns: the first iteration already fills a batch of 8 and updates
+SMALL = ["train=sac", "task_id=[reach-v3,push-v3]", "num_envs=8", "train.sac.horizon=2", "train.sac.nstep=2",
+         "train.sac.batch_size=8", "train.sac.gradient_steps=2", "train.sac.buffer_size=64", "train.sac.warmup_steps=2",
+         "eval.episodes_per_task=1", "env.episode_length=5", "progress=false", "sim_device=cpu"]  # fmt: skip
+NETS = {
+    "mlp": ["network.actor_units=[16]", "network.critic_units=[16]"],
+    "multihead": ["network.actor_units=[16]", "network.critic_units=[16]"],
+    "care_mh": ["network.units=[16,16]"],
+    "moore": ["network.hidden_dim=16", "network.num_layers=2"],
+    "paco": ["network.D=16"],
+    "soft_modularization": ["network.D=16", "network.num_layers=2", "network.state_units=[16]",
+                            "network.task_units=[16]"],
+}  # fmt: skip
+SCHEMES = ["none", "pcgrad", "cagrad", "famo"]
+
+
+def _latest(run_dir):
+    return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("network", sorted(NETS))
+def test_every_network_and_scheme_trains_sac_from_the_command_line(tmp_path, network, scheme):
+    run(SMALL + [f"network={network}", *NETS[network], f"scheme={scheme}", f"runs_dir={tmp_path}", "experiment=n",
+                 "max_iterations=2"])  # fmt: skip
+    ckpt = _latest(tmp_path / "n")
+    assert ckpt["config"]["train"]["algo"] == "sac" and ckpt["config"]["scheme"]["name"] == scheme
+    assert ckpt["agent"]["updates"] == 4  # 2 iterations x 2 gradient steps: it learned, not just collected
+    assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())
+    rows = [json.loads(line) for line in open(tmp_path / "n" / "metrics.jsonl")]
+    assert all(r["loss/critic"] is not None for r in rows)
+
+
+def test_stopped_and_resumed_sac_run_with_its_buffer_equals_uninterrupted_run(tmp_path):
+    common = SMALL + ["network.actor_units=[16]", "network.critic_units=[16]", f"runs_dir={tmp_path}", "seed=3",
+                      "save_buffer=True"]  # fmt: skip
+    run(common + ["experiment=straight", "max_iterations=6"])
+    run(common + ["experiment=split", "max_iterations=3"])
+    run(common + [f"checkpoint={tmp_path}/split/checkpoints/latest.pt", "max_iterations=6"])
+    a, b = _latest(tmp_path / "straight"), _latest(tmp_path / "split")
+    assert a["iteration"] == b["iteration"] == 6 and a["agent"]["updates"] == b["agent"]["updates"] == 12
+    for k in a["agent"]["net"]:
+        torch.testing.assert_close(a["agent"]["net"][k], b["agent"]["net"][k], rtol=0, atol=0)
+    for k in ("obs", "reward", "next_obs", "discount"):  # the buffer too (it wrapped around: 6 x 2 x 8 > 64)
+        torch.testing.assert_close(a["agent"]["buffer"][k], b["agent"]["buffer"][k], rtol=0, atol=0)
+    torch.testing.assert_close(a["agent"]["log_alpha"], b["agent"]["log_alpha"], rtol=0, atol=0)
+
+
+def test_sac_resume_without_buffer_refills_and_a_ppo_checkpoint_is_refused(tmp_path):
+    base = SMALL + ["network.actor_units=[16]", "network.critic_units=[16]", f"runs_dir={tmp_path}"]
+    run(base + ["experiment=s", "max_iterations=2"])
+    ckpt = _latest(tmp_path / "s")
+    assert "buffer" not in ckpt["agent"] and "window" in ckpt["agent"]
+    run(base + [f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "max_iterations=4"])
+    assert _latest(tmp_path / "s")["iteration"] == 4
+    with pytest.raises(ConfigError, match="train.algo=sac, this run has ppo"):
+        run(["task_id=[reach-v3,push-v3]", "num_envs=8", "sim_device=cpu", "progress=false",
+             f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "test=True"])  # fmt: skip
+
+
+def test_sac_test_mode_evaluates_a_checkpoint(tmp_path):
+    base = SMALL + ["network.actor_units=[16]", "network.critic_units=[16]", f"runs_dir={tmp_path}"]
+    run(base + ["experiment=t", "max_iterations=1"])
+    results = run(base + [f"checkpoint={tmp_path}/t/checkpoints/latest.pt", "test=True", "eval.episodes_per_task=2"])
+    assert [r.name for r in results] == ["reach-v3", "push-v3"] and all(r.episodes == 2 for r in results)
+
+
+@pytest.mark.slow  # being tuned to the 2-minute budget
+def test_sac_reach_learns_from_a_fresh_seed(tmp_path):
+    """>= 80 % deterministic success on 50 fresh goals within 2 minutes on 2 cores."""
+    seed = int(os.environ.get("MTBENCH_TEST_SEED", 0)) or random.SystemRandom().randrange(1, 1 << 16)
+    results = run(["train=sac", "task=reach-v3", *REACH, f"seed={seed}", f"runs_dir={tmp_path}", "experiment=reach",
+                   "progress=false", "sim_device=cpu"])  # fmt: skip
+    assert results[0].episodes == 50
+    assert results[0].success >= 0.8, f"seed {seed}: success {results[0].success:.2f}"
+
+
+REACH = ["num_envs=16", "max_iterations=400"]
