@@ -1,7 +1,8 @@
 """`mtbench bench env`: env-steps/s of our CPU engine, of the reference vector env, and of raw MuJoCo C
 on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable.
 `mtbench bench train`: end-to-end MT-PPO frames/s against env-only frames/s of the same env.
-`mtbench bench update`: time of one PPO gradient step for each Table 1 method, relative to vanilla MT-PPO."""
+`mtbench bench update`: time of one PPO gradient step for each Table 1 method, relative to vanilla MT-PPO.
+`mtbench bench sac`: one SAC gradient step against one PPO minibatch step, for each network."""
 
 from __future__ import annotations
 
@@ -199,6 +200,51 @@ def update_overhead(args: list[str]) -> None:
               flush=True)  # fmt: skip
 
 
+NETWORKS = ("mlp", "multihead", "care", "care_mh", "moore", "moore_mh", "paco", "soft_modularization")
+
+
+def sac_step_time(overrides: list[str], n_tasks: int, batch: int, repeats: int) -> float:
+    """Median seconds of one SAC gradient step (critic, actor, temperatures, targets) of the method given by
+    `overrides` on a synthetic replay batch of `batch` transitions."""
+    from mtbench.config import compose, resolve_config
+    from mtbench.train import build_algorithm
+
+    task = "mt10" if n_tasks == 10 else "mt50"
+    cfg = resolve_config(compose(["train=sac", f"task={task}", f"num_envs={n_tasks}", f"train.sac.batch_size={batch}",
+                                  "train.sac.buffer_size=1000", "progress=false", *overrides]))  # fmt: skip
+    agent = build_algorithm(cfg, 39 + n_tasks, 4)
+    gen = torch.Generator().manual_seed(0)
+    task_of = torch.arange(batch) % n_tasks
+    onehot = torch.nn.functional.one_hot(task_of, n_tasks).float()
+    b = {"obs": torch.cat([torch.randn(batch, 39, generator=gen), onehot], 1),
+         "next_obs": torch.cat([torch.randn(batch, 39, generator=gen), onehot], 1),
+         "action": torch.rand(batch, 4, generator=gen) * 2 - 1, "reward": torch.rand(batch, generator=gen),
+         "discount": torch.full((batch,), 0.99**16), "task": task_of}  # fmt: skip
+    b = {k: v.to(agent.device) for k, v in b.items()}
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        agent.gradient_step(b)
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))  # the first step warms up
+
+
+def sac_vs_ppo(args: list[str]) -> None:
+    """One SAC gradient step (batch 8192, Table 6) against one PPO minibatch step (16384, Table 3), MT10, for each
+    network: what an update costs in each algorithm's own geometry."""
+    opt = parse_overrides(args, {"repeats": 3, "networks": ",".join(NETWORKS), "sac_batch": 8192,
+                                 "ppo_minibatch": 16384})  # fmt: skip
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps, MT10")
+    print(f"| network | SAC step, batch {opt['sac_batch']} (s) | PPO minibatch step, {opt['ppo_minibatch']} (s) "
+          "| SAC / PPO |\n|---|---:|---:|---:|")  # fmt: skip
+    for net in str(opt["networks"]).split(","):
+        sac = sac_step_time([f"network={net}"], 10, int(opt["sac_batch"]), int(opt["repeats"]))
+        ppo = update_step_time([f"network={net}"], 10, int(opt["ppo_minibatch"]), int(opt["repeats"]))
+        print(f"| {net} | {sac:.3f} | {ppo:.3f} | {sac / ppo:.2f} |", flush=True)
+
+
 def table1(args: list[str]) -> None:
     """Train every Table 1 method for the same number of iterations, one after the other, and tabulate the
     final deterministic success and return beside the paper's (which is at 250M frames: a short run is a
@@ -250,12 +296,15 @@ def main(args: list[str]) -> None:
         return update_overhead(args[1:])
     if args and args[0] == "table1":
         return table1(args[1:])
+    if args and args[0] == "sac":
+        return sac_vs_ppo(args[1:])
     if not args or args[0] != "env":
         raise SystemExit(
             "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [repeats=1] [reference=True] ...\n"
             "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]\n"
             "       mtbench bench update [repeats=3] [methods=vanilla,pcgrad,...] [sets=mt10,mt50]\n"
-            "       mtbench bench table1 [task=mt10] [iterations=60] [seed=1] [methods=...] [out=DIR]"
+            "       mtbench bench table1 [task=mt10] [iterations=60] [seed=1] [methods=...] [out=DIR]\n"
+            "       mtbench bench sac [repeats=3] [networks=mlp,moore,...] [sac_batch=8192] [ppo_minibatch=16384]"
         )
     opt = parse_overrides(
         args[1:],

@@ -19,8 +19,8 @@ STATE, ACT, N_TASKS, B = 7, 3, 4, 16
 NAMES = [f"task-{i}-v3" for i in range(N_TASKS)]
 
 CASES = {
-    "mlp": ("mlp", dict(actor_units=(16, 16), critic_units=(16, 16))),
-    "multihead": ("multihead", dict(actor_units=(16, 16), critic_units=(16, 16))),
+    "mlp": ("mlp", dict(actor_units=(16, 16), critic_units=(16, 16), activation="relu")),
+    "multihead": ("multihead", dict(actor_units=(16, 16), critic_units=(16, 16), activation="relu")),
     "care": ("care", dict(units=(16, 16), n_experts=3, encoder_units=(8, 8), attention_units=(8,),
                           context_units=(8, 8))),
     "care_mh": ("care", dict(units=(16, 16), n_experts=3, encoder_units=(8, 8), attention_units=(8,),
@@ -170,7 +170,12 @@ def test_unknown_network_or_setting_is_a_one_line_error(name, settings, match):
 
 
 def test_mlp_defaults_are_upstream_mt_sac():
-    actor, critic = make_sac_networks(39 + 10, 4, [f"t{i}" for i in range(10)])
+    """The values live in mtbench/conf/network/mlp.yaml (by_algo.sac), the factory has no defaults of its own."""
+    from mtbench.config import compose, resolve_config
+
+    network = dict(resolve_config(compose(["train=sac", "sim_device=cpu"])).network)
+    network.pop("init_log_std")
+    actor, critic = make_sac_networks(39 + 10, 4, [f"t{i}" for i in range(10)], **network)
     widths = [m.out_features for m in actor.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == [512, 256, 128, 8]
     assert all(isinstance(m, torch.nn.ReLU) for m in actor.body.net[1::2])

@@ -78,14 +78,15 @@ def test_sac_test_mode_evaluates_a_checkpoint(tmp_path):
     assert [r.name for r in results] == ["reach-v3", "push-v3"] and all(r.episodes == 2 for r in results)
 
 
-@pytest.mark.slow  # being tuned to the 2-minute budget
 def test_sac_reach_learns_from_a_fresh_seed(tmp_path):
-    """>= 80 % deterministic success on 50 fresh goals within 2 minutes on 2 cores."""
+    """>= 80 % deterministic success on 50 fresh goals after about 77k frames (about 1.6 min on 2 cores). Sized for
+    the budget: 32 envs, 4 vector steps then 4 gradient steps of 512 per iteration, [256, 256] MLPs, and 4-step
+    returns (upstream's sac_best.sh) instead of Table 6's 16, whose off-policy bias slows the last centimetres:
+    with n = 16 the same budget ended between 78 and 96 %."""
     seed = int(os.environ.get("MTBENCH_TEST_SEED", 0)) or random.SystemRandom().randrange(1, 1 << 16)
-    results = run(["train=sac", "task=reach-v3", *REACH, f"seed={seed}", f"runs_dir={tmp_path}", "experiment=reach",
-                   "progress=false", "sim_device=cpu"])  # fmt: skip
+    results = run(["train=sac", "task=reach-v3", "num_envs=32", "train.sac.horizon=4", "train.sac.gradient_steps=4",
+                   "train.sac.batch_size=512", "train.sac.nstep=4", "network.actor_units=[256,256]",
+                   "network.critic_units=[256,256]", "max_iterations=600", f"seed={seed}", f"runs_dir={tmp_path}",
+                   "experiment=reach", "progress=false", "sim_device=cpu"])  # fmt: skip
     assert results[0].episodes == 50
     assert results[0].success >= 0.8, f"seed {seed}: success {results[0].success:.2f}"
-
-
-REACH = ["num_envs=16", "max_iterations=400"]

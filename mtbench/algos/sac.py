@@ -152,9 +152,9 @@ class SAC(Algorithm):
     def _pi(self, obs_n: torch.Tensor, task: torch.Tensor, deterministic: bool = False):
         """Squashed action and its log-density for normalised observations."""
         mu, raw = self.actor(obs_n, task)
-        # rl_games' soft actor: tanh maps the raw output smoothly into [log_std_min, log_std_max]
-        lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
-        log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
+        # clamped, so that a fresh actor (raw output near 0) starts with std near 1 and explores; rl_games' tanh
+        # rescaling of [-20, 2] would start it at the midpoint, std e^-9, a nearly deterministic policy
+        log_std = raw.clamp(self.cfg.log_std_min, self.cfg.log_std_max)
         noise = None if deterministic else torch.randn(mu.shape, generator=self.gen, device=mu.device)
         return squashed_sample(mu, log_std, noise)
 

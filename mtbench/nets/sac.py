@@ -28,9 +28,6 @@ from mtbench.nets.multihead import TaskHeads
 from mtbench.nets.paco import CompositionalLinear, PaCoActorCritic
 from mtbench.nets.soft_modularization import SoftModularNet
 
-SAC_UNITS = (512, 256, 128)
-"""Upstream MT-SAC's actor and twin-Q MLPs (rl_games `soft_actor_critic`), ReLU."""
-
 
 class TaskFree(nn.Module):
     """A plain MLP behind the (x, task) call of the task-aware bodies; the task reaches it through the one-hot."""
@@ -172,7 +169,7 @@ class PaCoCritic(PaCoHooks, QEnsemble):
 
 # ---------------------------------------------------------------- one builder per network kind
 # Each takes (obs_dim, action_dim, task_names, n_critics) and that kind's settings, with the PPO form's keys and
-# defaults (Table 3), except mlp/multihead, which default to upstream MT-SAC's sizes; returns (actor, critic).
+# defaults (Table 3); mlp and multihead take every size from the config (network/*.yaml, by_algo.sac).
 
 Nets = tuple[nn.Module, nn.Module]
 
@@ -183,9 +180,9 @@ def _mlp(
     task_names: list[str],
     n_critics: int,
     *,
-    actor_units: tuple[int, ...] = SAC_UNITS,
-    critic_units: tuple[int, ...] = SAC_UNITS,
-    activation: str = "relu",
+    actor_units: tuple[int, ...],
+    critic_units: tuple[int, ...],
+    activation: str,
 ) -> Nets:
     n = len(task_names)
     actor = GaussianActor(TaskFree(mlp(obs_dim, list(actor_units), 2 * action_dim, activation)), action_dim)
@@ -199,9 +196,9 @@ def _multihead(
     task_names: list[str],
     n_critics: int,
     *,
-    actor_units: tuple[int, ...] = SAC_UNITS,
-    critic_units: tuple[int, ...] = SAC_UNITS,
-    activation: str = "relu",
+    actor_units: tuple[int, ...],
+    critic_units: tuple[int, ...],
+    activation: str,
 ) -> Nets:
     n = len(task_names)
     actor = GaussianActor(MultiHeadBody(obs_dim, 2 * action_dim, n, tuple(actor_units), activation), action_dim)

@@ -1,0 +1,24 @@
+"""The training benchmarks' code paths at toy sizes: `bench train` times the runner's own iteration for any
+algorithm, `bench sac` times one SAC gradient step against one PPO minibatch step."""
+
+import pytest
+
+from mtbench import bench
+
+
+@pytest.mark.parametrize("algo", [
+    ["train.ppo.horizon=4", "train.ppo.minibatch_size=16", "train.ppo.mini_epochs=1"],
+    ["train=sac", "train.sac.batch_size=16", "train.sac.gradient_steps=1", "train.sac.buffer_size=64",
+     "train.sac.nstep=1", "train.sac.warmup_steps=1", "network.actor_units=[16]", "network.critic_units=[16]"],
+])  # fmt: skip
+def test_bench_train_times_the_runners_iteration(capsys, algo):
+    bench.main(["train", "task_id=[reach-v3,push-v3]", "num_envs=8", "iterations=2", "sim_device=cpu", *algo])
+    out = capsys.readouterr().out
+    assert "| training end to end (rollout + update) |" in out and "end-to-end / env-only" in out
+
+
+def test_bench_sac_against_ppo(capsys):
+    bench.main(["sac", "repeats=1", "networks=mlp", "sac_batch=32", "ppo_minibatch=320"])
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mlp |")][0]
+    sac, ppo, ratio = (float(x) for x in row.strip("|").split("|")[1:])
+    assert sac > 0 and ppo > 0 and ratio == pytest.approx(sac / ppo, rel=0.02)
