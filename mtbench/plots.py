@@ -17,7 +17,7 @@ SMOOTH = 10  # iterations in the moving average of the per-iteration episode sta
 def _series(rows: list[dict], key: str, x: str, smooth: int = 1) -> tuple[list[float], list[float]]:
     """(x, y) of the rows that have `key`; y averaged over the last `smooth` such rows (each iteration
     sees only the episodes that ended in it, so raw per-task curves are noisy)."""
-    pts = [(r[x], r[key]) for r in rows if r.get(key) is not None]
+    pts = [(r[x], r[key]) for r in rows if r.get(key) is not None and r.get(x) is not None]
     ys = [p[1] for p in pts]
     avg = [sum(ys[max(0, i - smooth + 1) : i + 1]) / len(ys[max(0, i - smooth + 1) : i + 1]) for i in range(len(ys))]
     return [p[0] for p in pts], avg
@@ -69,3 +69,24 @@ def _plot_conflicts(rows: list[dict], run_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_compare(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
+    """Mean training-episode success of several runs on one figure, against frames and against wall-clock.
+    Each curve is a list of rows with 'frames', 'time' and 'success' (a run's metrics, or recorded points)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (x, xlabel, scale) in zip(axes, (("frames", "frames (M)", 1e-6), ("time", "wall-clock (min)", 1 / 60))):
+        for label, rows in curves.items():
+            smooth = SMOOTH if len(rows) > 3 * SMOOTH else 1
+            xs, ys = _series(rows, "success", x, smooth)
+            ax.plot([v * scale for v in xs], ys, marker="o" if smooth == 1 else None, lw=1.5, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success rate of training episodes")
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -64,8 +64,13 @@ def test_sac_resume_without_buffer_refills_and_a_ppo_checkpoint_is_refused(tmp_p
     run(base + ["experiment=s", "max_iterations=2"])
     ckpt = _latest(tmp_path / "s")
     assert "buffer" not in ckpt["agent"] and "window" in ckpt["agent"]
-    run(base + [f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "max_iterations=4"])
-    assert _latest(tmp_path / "s")["iteration"] == 4
+    # a batch of 32 needs two iterations of 16 transitions: the first resumed iteration only refills (NaN losses,
+    # which must not read as divergence)
+    run(base + [f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "max_iterations=4", "train.sac.batch_size=32"])
+    after = _latest(tmp_path / "s")
+    assert after["iteration"] == 4 and after["agent"]["updates"] == ckpt["agent"]["updates"] + 2
+    rows = [json.loads(line) for line in open(tmp_path / "s" / "metrics.jsonl")]
+    assert rows[2]["loss/critic"] is None and rows[3]["loss/critic"] is not None
     with pytest.raises(ConfigError, match="train.algo=sac, this run has ppo"):
         run(["task_id=[reach-v3,push-v3]", "num_envs=8", "sim_device=cpu", "progress=false",
              f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "test=True"])  # fmt: skip

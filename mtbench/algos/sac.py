@@ -113,7 +113,7 @@ class SAC(Algorithm):
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.actor_stabilizer, self.critic_stabilizer = stabilizer(self.actor), stabilizer(self.critic)
         self.steps_per_iteration = cfg.horizon
-        self.env_steps, self.updates = 0, 0
+        self.env_steps, self.updates, self.learned = 0, 0, False
         self.window: NStepWindow | None = None
         self.buffer: ReplayBuffer | None = None
 
@@ -196,11 +196,13 @@ class SAC(Algorithm):
     # -- learning ----------------------------------------------------------------------------------
     @property
     def learning(self) -> bool:
-        return self.updates > 0
+        return self.learned
 
     def update(self) -> dict[str, torch.Tensor]:
-        """`gradient_steps` updates once the buffer holds a batch; before that, NaN metrics."""
-        if self.buffer.size < self.cfg.batch_size:
+        """`gradient_steps` updates once the buffer holds a batch; before that (at the start, or after resuming
+        without the buffer), NaN metrics and `learning` False."""
+        self.learned = self.buffer.size >= self.cfg.batch_size
+        if not self.learned:
             nan = torch.tensor(float("nan"), device=self.device)
             return {**{k: nan for k in METRICS}, "buffer": torch.tensor(float(self.buffer.size))}
         sums: dict[str, torch.Tensor] = {}

@@ -206,6 +206,13 @@ def _multihead(
     return actor, QEnsemble(qs, n)
 
 
+def _pair(body: Callable[[int, int], nn.Module], obs_dim: int, action_dim: int, n_tasks: int, n_critics: int) -> Nets:
+    """The actor as `body(obs_dim, 2A)` and each Q as `body(obs_dim + A, 1)`, for bodies built the same way for both
+    (`body(in_dim, out_dim)`); built in that order, so the initialisation is the same as spelling it out."""
+    actor = GaussianActor(body(obs_dim, 2 * action_dim), action_dim)
+    return actor, QEnsemble([body(obs_dim + action_dim, 1) for _ in range(n_critics)], n_tasks)
+
+
 def _care(
     obs_dim: int,
     action_dim: int,
@@ -236,9 +243,7 @@ def _care(
         context_units=tuple(context_units),
         multihead=multihead,
     )
-    actor = GaussianActor(CAREBody(obs_dim, 2 * action_dim, **body), action_dim)
-    qs = [CAREBody(obs_dim + action_dim, 1, **body) for _ in range(n_critics)]
-    return actor, QEnsemble(qs, n)
+    return _pair(lambda i, o: CAREBody(i, o, **body), obs_dim, action_dim, n, n_critics)
 
 
 def _moore(
@@ -268,9 +273,7 @@ def _moore(
         multihead=multihead,
         agg_activation=agg_activation,
     )
-    actor = GaussianActor(MOOREBody(obs_dim, 2 * action_dim, **body), action_dim)
-    qs = [MOOREBody(obs_dim + action_dim, 1, **body) for _ in range(n_critics)]
-    return actor, QEnsemble(qs, n)
+    return _pair(lambda i, o: MOOREBody(i, o, **body), obs_dim, action_dim, n, n_critics)
 
 
 def _paco(
@@ -313,9 +316,8 @@ def _soft_modularization(
         state_units=tuple(state_units),
         task_units=tuple(task_units),
     )
-    actor = GaussianActor(SoftModularNet(obs_dim - n, out_dim=2 * action_dim, **body), action_dim)
-    qs = [SoftModularNet(obs_dim + action_dim - n, out_dim=1, **body) for _ in range(n_critics)]
-    return actor, QEnsemble(qs, n)
+    # this body takes the input size without the one-hot
+    return _pair(lambda i, o: SoftModularNet(i - n, out_dim=o, **body), obs_dim, action_dim, n, n_critics)
 
 
 SAC_NETWORKS: dict[str, Callable[..., Nets]] = {
