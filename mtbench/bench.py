@@ -211,7 +211,7 @@ def sac_step_time(overrides: list[str], n_tasks: int, batch: int, repeats: int) 
 
     task = "mt10" if n_tasks == 10 else "mt50"
     cfg = resolve_config(compose(["train=sac", f"task={task}", f"num_envs={n_tasks}", f"train.sac.batch_size={batch}",
-                                  "train.sac.buffer_size=1000", "progress=false", *overrides]))  # fmt: skip
+                                  "train.sac.replay_buffer_size=1000", "progress=false", *overrides]))  # fmt: skip
     agent = build_algorithm(cfg, 39 + n_tasks, 4)
     gen = torch.Generator().manual_seed(0)
     task_of = torch.arange(batch) % n_tasks

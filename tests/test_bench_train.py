@@ -8,8 +8,8 @@ from mtbench import bench
 
 @pytest.mark.parametrize("algo", [
     ["train.ppo.horizon=4", "train.ppo.minibatch_size=16", "train.ppo.mini_epochs=1"],
-    ["train=sac", "train.sac.batch_size=16", "train.sac.gradient_steps=1", "train.sac.buffer_size=64",
-     "train.sac.nstep=1", "train.sac.warmup_steps=1", "network.actor_units=[16]", "network.critic_units=[16]"],
+    ["train=sac", "train.sac.batch_size=16", "train.sac.gradient_steps_per_itr=1", "train.sac.replay_buffer_size=64",
+     "train.sac.nstep=1", "train.sac.num_warmup_steps=1", "network.actor_units=[16]", "network.critic_units=[16]"],
 ])  # fmt: skip
 def test_bench_train_times_the_runners_iteration(capsys, algo):
     bench.main(["train", "task_id=[reach-v3,push-v3]", "num_envs=8", "iterations=2", "sim_device=cpu", *algo])

@@ -18,7 +18,7 @@ from mtbench.train import build_algorithm
 def _settings(**kw) -> SACConfig:
     """train.sac of the default config (the one home of SAC's values), sized small, with `kw` changed."""
     d = OmegaConf.to_container(compose(["train=sac"]).train.sac)
-    d.update(gradient_steps=1, batch_size=64, buffer_size=1000)
+    d.update(gradient_steps_per_itr=1, batch_size=64, replay_buffer_size=1000)
     d.update(kw)
     return SACConfig.from_dict(d)
 
@@ -163,7 +163,7 @@ def test_each_task_temperature_moves_toward_its_entropy_target():
 
 
 def test_gradient_norms_are_clipped_after_backward():
-    agent = _agent(max_grad_norm=0.5, normalize_input=False)
+    agent = _agent(grad_norm=0.5, normalize_input=False)
     b = _batch(agent, reward=lambda t: 100.0 * (t.float() - 1))  # large errors: raw norms far above 0.5
     seen = {}
     for name, opt, params in (("critic", agent.critic_opt, agent.critic.parameters()),
@@ -183,7 +183,7 @@ def test_gradient_norms_are_clipped_after_backward():
 
 
 def test_target_critics_follow_by_polyak_averaging():
-    agent = _agent(tau=0.25, normalize_input=False)
+    agent = _agent(critic_tau=0.25, normalize_input=False)
     old = [p.detach().clone() for p in agent.critic_target.parameters()]
     agent.gradient_step(_batch(agent))
     for o, t, c in zip(old, agent.critic_target.parameters(), agent.critic.parameters()):
@@ -254,8 +254,8 @@ def test_sac_config_errors_are_one_line():
         SACConfig.from_dict({**vars(_settings()), "n_step": 3})
     from mtbench.config import ConfigError
 
-    with pytest.raises(ConfigError, match="buffer_size=5 holds less than one step"):
-        resolve_config(compose(["train=sac", "num_envs=20", "train.sac.buffer_size=5", "sim_device=cpu"]))
+    with pytest.raises(ConfigError, match="replay_buffer_size=5 holds less than one step"):
+        resolve_config(compose(["train=sac", "num_envs=20", "train.sac.replay_buffer_size=5", "sim_device=cpu"]))
     with pytest.raises(ConfigError, match="train.algo='td3' is not an algorithm"):
         resolve_config(compose(["train.algo=td3", "sim_device=cpu"]))
 
@@ -263,11 +263,12 @@ def test_sac_config_errors_are_one_line():
 def test_sac_defaults_follow_table_6():
     cfg = resolve_config(compose(["train=sac", "sim_device=cpu"]))
     s = cfg.train.sac
-    assert (s.nstep, s.gamma, s.tau, s.actor_lr, s.critic_lr, s.alpha_lr, s.init_alpha, s.max_grad_norm) == (
+    assert (s.nstep, s.gamma, s.critic_tau, s.actor_lr, s.critic_lr, s.alpha_lr, s.init_alpha, s.grad_norm) == (
         16, 0.99, 0.01, 5e-4, 5e-4, 5e-3, 1.0, 0.5)  # fmt: skip
     assert list(cfg.network.actor_units) == [512, 256, 128] and cfg.network.activation == "relu"
     assert list(resolve_config(compose(["sim_device=cpu"])).network.actor_units) == [256, 128, 64]  # PPO's
     gpu = compose(["train=sac"]).train.gpu
-    assert (gpu.num_envs, gpu.batch_size, gpu.gradient_steps, gpu.buffer_size) == (4096, 8192, 32, 5_000_000)
+    sizes = (gpu.num_envs, gpu.batch_size, gpu.gradient_steps_per_itr, gpu.replay_buffer_size)
+    assert sizes == (4096, 8192, 32, 5_000_000)
     assert math.isclose(SAC.build(dict(s), dict(cfg.network), 49, 4, list(cfg.task_names), torch.device("cpu"),
                                   torch.Generator(), None).target_entropy, -4.0)  # fmt: skip

@@ -13,8 +13,9 @@ from mtbench.train import run
 
 # 2 steps of 8 envs per iteration, 2-step returns: the first iteration already fills a batch of 8 and updates
 SMALL = ["train=sac", "task_id=[reach-v3,push-v3]", "num_envs=8", "train.sac.horizon=2", "train.sac.nstep=2",
-         "train.sac.batch_size=8", "train.sac.gradient_steps=2", "train.sac.buffer_size=64", "train.sac.warmup_steps=2",
-         "eval.episodes_per_task=1", "env.episode_length=5", "progress=false", "sim_device=cpu"]  # fmt: skip
+         "train.sac.batch_size=8", "train.sac.gradient_steps_per_itr=2", "train.sac.replay_buffer_size=64",
+         "train.sac.num_warmup_steps=2", "eval.episodes_per_task=1", "env.episode_length=5", "progress=false",
+         "sim_device=cpu"]  # fmt: skip
 NETS = {
     "mlp": ["network.actor_units=[16]", "network.critic_units=[16]"],
     "multihead": ["network.actor_units=[16]", "network.critic_units=[16]"],
@@ -89,9 +90,10 @@ def test_sac_reach_learns_from_a_fresh_seed(tmp_path):
     returns (upstream's sac_best.sh) instead of Table 6's 16, whose off-policy bias slows the last centimetres:
     with n = 16 the same budget ended between 78 and 96 %."""
     seed = int(os.environ.get("MTBENCH_TEST_SEED", 0)) or random.SystemRandom().randrange(1, 1 << 16)
-    results = run(["train=sac", "task=reach-v3", "num_envs=32", "train.sac.horizon=4", "train.sac.gradient_steps=4",
-                   "train.sac.batch_size=512", "train.sac.nstep=4", "network.actor_units=[256,256]",
-                   "network.critic_units=[256,256]", "max_iterations=600", f"seed={seed}", f"runs_dir={tmp_path}",
-                   "experiment=reach", "progress=false", "sim_device=cpu"])  # fmt: skip
+    results = run(["train=sac", "task=reach-v3", "num_envs=32", "train.sac.horizon=4",
+                   "train.sac.gradient_steps_per_itr=4", "train.sac.batch_size=512", "train.sac.nstep=4",
+                   "network.actor_units=[256,256]", "network.critic_units=[256,256]", "max_iterations=600",
+                   f"seed={seed}", f"runs_dir={tmp_path}", "experiment=reach", "progress=false",
+                   "sim_device=cpu"])  # fmt: skip
     assert results[0].episodes == 50
     assert results[0].success >= 0.8, f"seed {seed}: success {results[0].success:.2f}"

@@ -74,7 +74,7 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, device: torch.device):
         if capacity < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {capacity}")
+            raise ValueError(f"replay_buffer_size must be >= 1, got {capacity}")
         self.capacity, self.pos, self.size = capacity, 0, 0
         z = lambda *s, dtype=torch.float32: torch.zeros(*s, dtype=dtype, device=device)
         self.obs, self.next_obs = z(capacity, obs_dim), z(capacity, obs_dim)
@@ -84,7 +84,7 @@ class ReplayBuffer:
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         n = batch["obs"].shape[0]
         if n > self.capacity:
-            raise ValueError(f"{n} transitions per step exceed buffer_size={self.capacity}; raise buffer_size")
+            raise ValueError(f"{n} transitions per step exceed replay_buffer_size={self.capacity}; raise it")
         idx = (self.pos + torch.arange(n, device=self.obs.device)) % self.capacity
         for k in self.FIELDS:
             getattr(self, k).index_copy_(0, idx, batch[k])
@@ -100,7 +100,7 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         if state["size"] > self.capacity:
-            raise ValueError(f"the saved buffer holds {state['size']} transitions; raise buffer_size={self.capacity}")
+            raise ValueError(f"the saved buffer holds {state['size']} transitions; raise replay_buffer_size")
         self.pos, self.size = state["pos"], state["size"]
         for k in self.FIELDS:
             getattr(self, k)[: self.size].copy_(state[k])

@@ -38,12 +38,12 @@ class SACConfig:
     """`train.sac.*`; the values live in mtbench/conf/train/sac*.yaml (the paper's Table 6), not here."""
 
     horizon: int  # vector steps per iteration (upstream: 1)
-    gradient_steps: int  # gradient steps per iteration
+    gradient_steps_per_itr: int  # gradient steps per iteration
     batch_size: int
-    buffer_size: int  # transitions, all tasks together
+    replay_buffer_size: int  # transitions, all tasks together
     nstep: int
     gamma: float
-    tau: float  # Polyak factor of the target critics, every gradient step
+    critic_tau: float  # Polyak factor of the target critics, every gradient step
     actor_lr: float
     critic_lr: float
     alpha_lr: float
@@ -51,19 +51,19 @@ class SACConfig:
     target_entropy: float | None  # None: -|A|
     log_std_min: float
     log_std_max: float
-    max_grad_norm: float
-    warmup_steps: int  # vector steps of uniform random actions before the policy acts
+    grad_norm: float
+    num_warmup_steps: int  # vector steps of uniform random actions before the policy acts
     normalize_input: bool
 
     @classmethod
     def from_dict(cls, d: dict) -> SACConfig:
         cfg = settings_from_dict(cls, d, "SAC")
-        positive = ("horizon", "gradient_steps", "batch_size", "buffer_size", "nstep")
+        positive = ("horizon", "gradient_steps_per_itr", "batch_size", "replay_buffer_size", "nstep")
         bad = [k for k in positive if getattr(cfg, k) < 1]
         if bad:
             raise ValueError(f"train.sac.{bad[0]}={getattr(cfg, bad[0])} must be >= 1")
-        if not 0.0 < cfg.tau <= 1.0:
-            raise ValueError(f"train.sac.tau={cfg.tau} must be in (0, 1]")
+        if not 0.0 < cfg.critic_tau <= 1.0:
+            raise ValueError(f"train.sac.critic_tau={cfg.critic_tau} must be in (0, 1]")
         if cfg.log_std_min >= cfg.log_std_max:
             raise ValueError(f"train.sac.log_std_min={cfg.log_std_min} must be below log_std_max={cfg.log_std_max}")
         return cfg
@@ -85,7 +85,7 @@ class SAC(Algorithm):
 
     name = "sac"
     health = ("loss/critic", "loss/actor")
-    diverged_hint = "Try lower train.sac.critic_lr / actor_lr or a smaller train.sac.tau."
+    diverged_hint = "Try lower train.sac.critic_lr / actor_lr or a smaller train.sac.critic_tau."
 
     def __init__(
         self,
@@ -128,19 +128,19 @@ class SAC(Algorithm):
     @classmethod
     def resolve_settings(cls, settings: dict, num_envs: int, machine: dict) -> dict:
         settings = super().resolve_settings(settings, num_envs, machine)
-        missing = [k for k in ("gradient_steps", "batch_size", "buffer_size") if settings[k] is None]
+        missing = [k for k in ("gradient_steps_per_itr", "batch_size", "replay_buffer_size") if settings[k] is None]
         if missing:
             raise ValueError(f"train.sac.{missing[0]} is null and the train config's profile does not give it")
-        if settings["buffer_size"] < num_envs:
-            raise ValueError(f"train.sac.buffer_size={settings['buffer_size']} holds less than one step of "
-                             f"num_envs={num_envs}; raise it")  # fmt: skip
+        if settings["replay_buffer_size"] < num_envs:
+            size = settings["replay_buffer_size"]
+            raise ValueError(f"train.sac.replay_buffer_size={size} holds less than one step of num_envs={num_envs}")
         return settings
 
     def describe(self) -> str:
         c = self.cfg
         n = self.window.envs.shape[0] if self.window is not None else "?"
-        return (f"SAC: {n} envs x {c.horizon} step(s), {c.gradient_steps} gradient steps of {c.batch_size}, "
-                f"{c.nstep}-step returns, buffer {c.buffer_size:,}")  # fmt: skip
+        return (f"SAC: {n} envs x {c.horizon} step(s), {c.gradient_steps_per_itr} gradient steps of {c.batch_size}, "
+                f"{c.nstep}-step returns, buffer {c.replay_buffer_size:,}")  # fmt: skip
 
     # -- acting ------------------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
@@ -167,12 +167,12 @@ class SAC(Algorithm):
         self.task = task.to(self.device)
         N = task.shape[0]
         self.window = NStepWindow(self.cfg.nstep, N, self.obs_dim, self.action_dim, self.cfg.gamma, self.device)
-        self.buffer = ReplayBuffer(self.cfg.buffer_size, self.obs_dim, self.action_dim, self.device)
+        self.buffer = ReplayBuffer(self.cfg.replay_buffer_size, self.obs_dim, self.action_dim, self.device)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         self.last_obs = obs.to(self.device)
-        if self.env_steps < self.cfg.warmup_steps:
+        if self.env_steps < self.cfg.num_warmup_steps:
             shape = (self.last_obs.shape[0], self.action_dim)
             action = torch.rand(shape, generator=self.gen, device=self.device) * 2.0 - 1.0
         else:
@@ -199,18 +199,18 @@ class SAC(Algorithm):
         return self.learned
 
     def update(self) -> dict[str, torch.Tensor]:
-        """`gradient_steps` updates once the buffer holds a batch; before that (at the start, or after resuming
+        """`gradient_steps_per_itr` updates once the buffer holds a batch; before that (at the start, or after resuming
         without the buffer), NaN metrics and `learning` False."""
         self.learned = self.buffer.size >= self.cfg.batch_size
         if not self.learned:
             nan = torch.tensor(float("nan"), device=self.device)
             return {**{k: nan for k in METRICS}, "buffer": torch.tensor(float(self.buffer.size))}
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.gradient_steps):
+        for _ in range(self.cfg.gradient_steps_per_itr):
             for k, v in self.gradient_step(self.buffer.sample(self.cfg.batch_size, self.gen)).items():
                 sums[k] = sums.get(k, 0.0) + v
-        self.updates += self.cfg.gradient_steps
-        out = {k: sums[k] / self.cfg.gradient_steps for k in METRICS}
+        self.updates += self.cfg.gradient_steps_per_itr
+        out = {k: sums[k] / self.cfg.gradient_steps_per_itr for k in METRICS}
         out["buffer"] = torch.tensor(float(self.buffer.size))
         return out
 
@@ -234,7 +234,8 @@ class SAC(Algorithm):
         c = self.critic_step(b, counts)
         a = self.actor_step(c["obs"], b["task"], counts)
         with torch.no_grad():
-            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.cfg.tau)
+            target, online = list(self.critic_target.parameters()), list(self.critic.parameters())
+            torch._foreach_lerp_(target, online, self.cfg.critic_tau)
         mean = lambda x: (x.detach() * counts).sum() / counts.sum()
         return {
             "loss/critic": mean(c["critic"]), "loss/actor": mean(a["actor"]), "loss/alpha": a["alpha_loss"],
@@ -250,7 +251,7 @@ class SAC(Algorithm):
         losses = c["critic"] if keep is None else torch.where(keep, c["critic"], 0.0)
         self.critic_opt.zero_grad(set_to_none=True)
         self.scheme.backward_part("critic", losses, counts, list(self.critic.parameters()))
-        c["grad_norm"] = nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.max_grad_norm).detach()
+        c["grad_norm"] = nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_norm).detach()
         self.critic_opt.step()
         if keep is not None:
             self.critic_stabilizer.reset_tasks(~keep, self.critic_opt, self.gen)
@@ -275,7 +276,7 @@ class SAC(Algorithm):
             losses = torch.where(keep, losses, 0.0)
         self.actor_opt.zero_grad(set_to_none=True)
         self.scheme.backward_part("actor", losses, counts, list(self.actor.parameters()))
-        grad_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.max_grad_norm).detach()
+        grad_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), self.cfg.grad_norm).detach()
         self.actor_opt.step()
         if keep is not None:
             self.actor_stabilizer.reset_tasks(~keep, self.actor_opt, self.gen)
