@@ -135,6 +135,10 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"makes it {len(TERRAIN_NAMES)} wide; use parkour.onehot=tasks (or network=mlp)"
             )
         _resolve_algorithm(cfg, profile)
+        if cfg.save_frequency is None:
+            cfg.save_frequency = int(cfg.train.save_frequency)
+        if cfg.save_frequency < 1:
+            raise ConfigError(f"save_frequency={cfg.save_frequency} must be >= 1 (iterations between checkpoints)")
         if cfg.max_iterations is None:
             cfg.max_iterations = int(profile.max_iterations)
         if cfg.max_minutes is None and "max_minutes" in profile:

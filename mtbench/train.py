@@ -208,11 +208,13 @@ class Runner:
         _sync(dev)
         return metrics, ep, t1 - t0, time.perf_counter() - t1
 
-    def state(self) -> dict:
-        """The checkpoint: everything that decides the rest of the run, and what `test=True` needs."""
+    def state(self, buffer: bool | None = None) -> dict:
+        """The checkpoint: everything that decides the rest of the run, and what `test=True` needs; the replay
+        buffer of an off-policy learner when `buffer` (default: `save_buffer`)."""
         cfg = self.cfg
+        buffer = bool(cfg.save_buffer) if buffer is None else buffer
         return {
-            "agent": self.algo.state_dict(buffer=bool(cfg.save_buffer)), "env": self.env.state_dict(),
+            "agent": self.algo.state_dict(buffer=buffer), "env": self.env.state_dict(),
             "rl_gen": self.algo.gen.get_state(), "iteration": self.iteration_count, "frames": self.frames,
             "elapsed": self.elapsed, "best": self.best, "recent": self.recent, "task_ids": list(cfg.task_ids),
             "task_names": list(cfg.task_names), "obs_dim": self.env.obs_dim,
@@ -228,9 +230,13 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     log = RunLog(cfg, resume=ckpt is not None)
     print(f"run directory: {log.dir}\n{env}\n{algo.describe()}: {cfg.max_iterations} iterations"
           + (f" or {cfg.max_minutes} min" if cfg.max_minutes else ""))  # fmt: skip
+    # the bar counts toward the limit that binds: wall-clock when a budget in minutes is set, else iterations
+    by_time = cfg.max_minutes is not None
     bar = tqdm(
-        total=cfg.max_iterations, initial=start_iter, unit="it", disable=not cfg.progress, dynamic_ncols=True,
-        file=sys.stdout,
+        total=float(cfg.max_minutes) if by_time else cfg.max_iterations,
+        initial=round(runner.elapsed / 60, 2) if by_time else start_iter, unit="min" if by_time else "it",
+        disable=not cfg.progress, dynamic_ncols=True, file=sys.stdout,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} min [{postfix}]" if by_time else None,
     )  # fmt: skip
     t_start = time.perf_counter() - runner.elapsed
     for iteration in range(start_iter + 1, cfg.max_iterations + 1):
@@ -250,13 +256,13 @@ def train(cfg: DictConfig) -> list[TaskResult]:
         smooth = sum(runner.recent) / len(runner.recent) if runner.recent else 0.0
         if len(runner.recent) == SMOOTH and smooth > runner.best:
             runner.best = smooth
-            log.save(runner.state(), "best.pt")
+            log.save(runner.state(buffer=False), "best.pt")  # for evaluation: never the replay buffer
         if iteration % cfg.save_frequency == 0:
             log.save(runner.state(), "latest.pt")
-        bar.update(1)
+        bar.update(min(elapsed / 60, bar.total) - bar.n if by_time else 1)
+        where = f"it {iteration}/{cfg.max_iterations}" if by_time else f"{elapsed / 60:.1f} min"
         bar.set_postfix_str(
-            f"frames {runner.frames / 1e6:.2f}M | {row['fps']:,.0f} fps | success {100 * smooth:.1f}% | "
-            f"{elapsed / 60:.1f} min",
+            f"{where} | frames {runner.frames / 1e6:.2f}M | {row['fps']:,.0f} fps | success {100 * smooth:.1f}%",
             refresh=False,
         )
         if cfg.max_minutes is not None and elapsed >= 60.0 * cfg.max_minutes:
