@@ -155,18 +155,20 @@ def _render(opt: dict) -> None:
 
 
 def params(args: list[str]) -> None:
-    """Parameter counts of the configured network (any `mtbench train` keys), for equal-size comparisons."""
+    """Trainable parameter counts of the configured learner's networks (any `mtbench train` keys, `train=sac`
+    included), for equal-size comparisons."""
     from mtbench.config import ConfigError, compose, resolve_config, run_label
-    from mtbench.nets import count_parameters, make_network
+    from mtbench.train import build_algorithm, build_env
 
     try:
         cfg = resolve_config(compose(args + ["sim_device=cpu"]))
     except ConfigError as e:
         raise SystemExit(f"mtbench params: {e}") from None
     n = len(cfg.task_ids)
-    counts = count_parameters(make_network(39 + n, 4, list(cfg.task_names), **cfg.network))
+    probe = build_env(cfg, task_counts=[1] * n)  # one world per task: the observation and action sizes
+    counts = build_algorithm(cfg, probe.obs_dim, probe.action_dim).parameter_counts()
     label = run_label(cfg) or cfg.network.name
-    print(f"network {label} for {n} tasks: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(f"{cfg.train.algo} network {label} for {n} tasks: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 def main(argv: list[str] | None = None) -> None:

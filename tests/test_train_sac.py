@@ -97,3 +97,15 @@ def test_sac_reach_learns_from_a_fresh_seed(tmp_path):
                    "sim_device=cpu"])  # fmt: skip
     assert results[0].episodes == 50
     assert results[0].success >= 0.8, f"seed {seed}: success {results[0].success:.2f}"
+
+
+def test_params_counts_the_sac_networks(capsys):
+    """`mtbench params train=sac` counts the actor and both critics, not the target critics."""
+    from mtbench.cli import params
+
+    params(["train=sac", "task_id=[reach-v3,push-v3]", "network.actor_units=[16]", "network.critic_units=[16]"])
+    out = capsys.readouterr().out
+    obs, act = 39 + 2, 4
+    actor = (obs * 16 + 16) + (16 * 2 * act + 2 * act)
+    critic = 2 * ((obs + act) * 16 + 16 + 16 + 1)
+    assert f"sac network mlp for 2 tasks: actor {actor:,}, critic {critic:,}, total {actor + critic:,}" in out

@@ -74,6 +74,11 @@ class Algorithm(ABC):
         """One line for the start of a run: the algorithm and its batch geometry."""
         return f"{self.name}: {self.steps_per_iteration} vector steps per iteration"
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters by part, e.g. actor, critic, total (the parameter-scaling study compares methods at
+        equal counts); target networks and frozen tensors are not counted."""
+        return {"total": sum(p.numel() for p in self.net.parameters() if p.requires_grad)}
+
     @classmethod
     def resolve_settings(cls, settings: dict, num_envs: int, machine: dict) -> dict:
         """Fill the `null` settings of `train.<algo>` from `machine` (the train config's `gpu` or `cpu` profile)

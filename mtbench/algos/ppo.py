@@ -23,7 +23,7 @@ from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standardize_per_task, task_counts
 from mtbench.mtrl import MeanScheme
 from mtbench.mtrl.grads import conflict_stats, task_gradients
-from mtbench.nets import make_network, stabilizer
+from mtbench.nets import count_parameters, make_network, stabilizer
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -153,6 +153,9 @@ class PPO(Algorithm):
         if mb < 1 or batch % mb:
             raise ValueError(f"train.ppo.minibatch_size={mb} must divide num_envs*horizon={batch}")
         return super().resolve_settings(settings, num_envs, machine)
+
+    def parameter_counts(self) -> dict[str, int]:
+        return count_parameters(self.net)
 
     def describe(self) -> str:
         n = self.buf.task.shape[0] if self.buf is not None else "?"

@@ -136,6 +136,11 @@ class SAC(Algorithm):
             raise ValueError(f"train.sac.replay_buffer_size={size} holds less than one step of num_envs={num_envs}")
         return settings
 
+    def parameter_counts(self) -> dict[str, int]:
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+        actor, critic = count(self.actor), count(self.critic)
+        return {"actor": actor, "critic": critic, "total": actor + critic}
+
     def describe(self) -> str:
         c = self.cfg
         n = self.window.envs.shape[0] if self.window is not None else "?"
