@@ -77,13 +77,15 @@ def plot_compare(curves: dict[str, list[dict]], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, (x, xlabel, scale) in zip(axes, (("frames", "frames (M)", 1e-6), ("time", "wall-clock (min)", 1 / 60))):
         for label, rows in curves.items():
-            smooth = SMOOTH if len(rows) > 3 * SMOOTH else 1
+            # about 1 % of the run per point (an off-policy run has thousands of short iterations); raw points if few
+            smooth = max(SMOOTH, len(rows) // 100) if len(rows) > 3 * SMOOTH else 1
             xs, ys = _series(rows, "success", x, smooth)
             ax.plot([v * scale for v in xs], ys, marker="o" if smooth == 1 else None, lw=1.5, label=label)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("success rate of training episodes")
         ax.set_ylim(0.0, 1.0)
         ax.grid(alpha=0.3)
+    axes[0].set_xscale("log")  # runs of very different frame rates on one axis
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
