@@ -20,9 +20,10 @@ play: $(STAMP)
 train: $(STAMP)
 	.venv/bin/mtbench train task=mt10
 
+# the suite runs on one pytest-xdist worker per core, a test file per worker (module fixtures are built once)
 test: $(STAMP)
 	.venv/bin/ruff check mtbench tests tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -11,9 +11,11 @@ import torch
 from torch.nn import functional as F
 
 from mtbench.nets import NETWORKS, stabilizer
+from mtbench.nets.bodies import BODIES as SAC_NETWORKS
+from mtbench.nets.bodies import body_settings as sac_settings
 from mtbench.nets.multihead import TaskHeads
 from mtbench.nets.paco import CompositionalLinear
-from mtbench.nets.sac import SAC_NETWORKS, make_sac_networks, sac_settings
+from mtbench.nets.sac import make_sac_networks
 
 STATE, ACT, N_TASKS, B = 7, 3, 4, 16
 NAMES = [f"task-{i}-v3" for i in range(N_TASKS)]

@@ -154,3 +154,67 @@ class PaCoActorCritic(nn.Module):
         for key in ("exp_avg", "exp_avg_sq"):
             if key in state:
                 state[key].masked_fill_(failing[:, None], 0.0)
+
+
+class PaCoNet(nn.Module):
+    """One PaCo network with its own compositional vectors: `num_layers` CompositionalLinear layers (width D,
+    ReLU) over the input without its one-hot, then a compositional head; the task enters only through w, as in
+    PaCoActorCritic, whose w-reset it borrows (with `compositional_vectors`, it reads only `task_encoder`
+    and `n_tasks`)."""
+
+    compositional_vectors = PaCoActorCritic.compositional_vectors
+    w_reset = PaCoActorCritic.w_reset
+
+    def __init__(self, in_dim: int, out_dim: int, n_tasks: int, K: int, D: int, num_layers: int):
+        super().__init__()
+        self.n_tasks, self.K = n_tasks, K
+        self.state_dim = in_dim - n_tasks
+        self.task_encoder = nn.Embedding(n_tasks, K)
+        nn.init.orthogonal_(self.task_encoder.weight)
+        dims = [self.state_dim] + [D] * num_layers
+        self.trunk = nn.ModuleList(CompositionalLinear(a, b, K, gain=math.sqrt(2.0)) for a, b in zip(dims, dims[1:]))
+        self.head = CompositionalLinear(D, out_dim, K, gain=1.0)
+
+    def forward(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        w = self.compositional_vectors()[task]
+        h = x[:, : self.state_dim]
+        for layer in self.trunk:
+            h = F.relu(layer(h, w))
+        return self.head(h, w)
+
+
+class PaCoHooks:
+    """PaCo's loss mask-out and w-reset for a network built of PaCoNets (a SAC actor or critic, a GRPO policy, a
+    PQN Q-function), with the learner's hooks of PaCoActorCritic
+    (`loss_threshold`, `loss_mask`, `w_reset`, and `keep_tasks` / `reset_tasks`, see `mtbench.nets.stabilizer`).
+    Every PaCo net inside (the actor's one, each Q's own) has its own w; a reset resets them all, each with its
+    own draws, and clears the optimiser's moments of every reset row."""
+
+    loss_threshold: float | None
+    loss_mask = staticmethod(PaCoActorCritic.loss_mask)
+
+    def paco_nets(self) -> list[PaCoNet]:
+        raise NotImplementedError
+
+    def task_logits(self) -> list[nn.Parameter]:
+        """The logit tables (n_tasks, K), one per PaCo net."""
+        return [net.task_encoder.weight for net in self.paco_nets()]
+
+    def keep_tasks(self, task_losses: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """(n_tasks,) bool: False for tasks whose loss exceeds `loss_threshold` or is not finite; absent tasks
+        (count 0) are kept."""
+        return self.loss_mask(task_losses, self.loss_threshold).bool() | (counts == 0)
+
+    @torch.no_grad()
+    def w_reset(self, failing: torch.Tensor, generator: torch.Generator) -> None:
+        for net in self.paco_nets():
+            net.w_reset(failing, generator)
+
+    @torch.no_grad()
+    def reset_tasks(self, failing: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        self.w_reset(failing, generator)
+        for logits in self.task_logits():
+            state = optimizer.state.get(logits, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key].masked_fill_(failing.to(logits.device)[:, None], 0.0)
