@@ -106,6 +106,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         task = list(cfg.task_id) if cfg.task_id is not None else cfg.task
         suite = _suite(task, cfg.suite)
         cfg.suite = suite.name
+        _resolve_env(cfg, suite)
         try:
             ids, names = suite.resolve(task, cfg[suite.options_key].get("setting"))
         except (ValueError, TypeError, NotImplementedError) as e:
@@ -158,6 +159,22 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         if cfg.record_videos and not cfg.test:
             raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
     return cfg
+
+
+def _resolve_env(cfg: DictConfig, suite: Suite) -> None:
+    """The env settings a train config runs with (its `env:` section: PQN's 500-step episodes, GRPO's aligned
+    episodes) fill the `null`s of the top-level `env`; a value given on the command line wins."""
+    wanted = cfg.train.get("env") or {}
+    unknown = sorted(set(wanted) - set(cfg.env))
+    if unknown:
+        raise ConfigError(f"train={cfg.train.name} sets unknown env keys {unknown}; valid: {sorted(cfg.env)}")
+    for key, value in wanted.items():
+        if cfg.env[key] is None:
+            cfg.env[key] = value
+    missing = [k for k, v in cfg.env.items() if v is None]
+    if missing and suite.options_key == "env":
+        key = missing[0]
+        raise ConfigError(f"env.{key} is null and train={cfg.train.name} does not set it; give env.{key}=...")
 
 
 def _resolve_algorithm(cfg: DictConfig, profile: DictConfig) -> None:

@@ -182,6 +182,15 @@ class Runner:
             self.iteration_count, self.frames, self.elapsed = ckpt["iteration"], ckpt["frames"], ckpt["elapsed"]
             self.best, self.recent = ckpt["best"], list(ckpt["recent"])
 
+    def progress(self) -> float:
+        """The share of the run done, by the limit that binds: iterations, or minutes when `max_minutes` is set
+        and nearer its end (a run limited by minutes is then scheduled by the clock, not bit-reproducible)."""
+        cfg = self.cfg
+        done = self.iteration_count / cfg.max_iterations
+        if cfg.max_minutes is not None:
+            done = max(done, self.elapsed / (60.0 * cfg.max_minutes))
+        return min(done, 1.0)
+
     @property
     def batch(self) -> int:
         """Frames per iteration."""
@@ -240,6 +249,7 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     )  # fmt: skip
     t_start = time.perf_counter() - runner.elapsed
     for iteration in range(start_iter + 1, cfg.max_iterations + 1):
+        algo.set_progress(runner.progress())
         metrics, ep, t_act, t_update = runner.iteration()
         runner.iteration_count = iteration
         runner.frames += runner.batch

@@ -111,6 +111,12 @@ class Algorithm(ABC):
         runner's divergence check waits."""
         return True
 
+    def set_progress(self, fraction: float) -> None:
+        """How much of the run is done, in [0, 1], by the limit that binds (iterations, or minutes when
+        `max_minutes` ends the run sooner); the runner calls it before every iteration. Schedules that follow the
+        run's length (PQN's exploration and learning rate) read it; the others ignore it."""
+        return None
+
     @abstractmethod
     def update(self) -> dict[str, torch.Tensor]:
         """Learn from what was observed since the last update; returns scalar metric tensors."""
