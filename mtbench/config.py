@@ -126,7 +126,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"task_counts {counts} must have one positive entry per task ({len(ids)}) and sum to "
                 f"num_envs={cfg.num_envs}"
             )
-        _resolve_network(cfg.network, len(ids), cfg.suite, cfg.train.algo)
+        _resolve_network(cfg.network, len(ids), cfg.suite, cfg.train.algo, cfg.train.name)
         if (
             cfg.suite == "parkour" and cfg.parkour.onehot == "terrains" and len(ids) != len(TERRAIN_NAMES)
             and cfg.network.name not in ("mlp", "multihead")
@@ -135,7 +135,7 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
                 f"network={cfg.network.name} reads the task one-hot as {len(ids)} columns, but parkour.onehot=terrains "
                 f"makes it {len(TERRAIN_NAMES)} wide; use parkour.onehot=tasks (or network=mlp)"
             )
-        _resolve_algorithm(cfg, profile)
+        _resolve_algorithm(cfg, profile, suite)
         if cfg.save_frequency is None:
             cfg.save_frequency = int(cfg.train.save_frequency)
         if cfg.save_frequency < 1:
@@ -177,9 +177,10 @@ def _resolve_env(cfg: DictConfig, suite: Suite) -> None:
         raise ConfigError(f"env.{key} is null and train={cfg.train.name} does not set it; give env.{key}=...")
 
 
-def _resolve_algorithm(cfg: DictConfig, profile: DictConfig) -> None:
+def _resolve_algorithm(cfg: DictConfig, profile: DictConfig, suite: Suite) -> None:
     """`train.algo` must be registered; its settings `train.<algo>` get their machine defaults from the profile
-    (`train.gpu` / `train.cpu`) and are checked against num_envs by the algorithm itself."""
+    (`train.gpu` / `train.cpu`) and are checked against num_envs and the env settings by the algorithm itself; a
+    scheme's `apply_to: null` becomes the algorithm's `scheme_part`."""
     from mtbench.algos import ALGORITHMS
 
     algo = cfg.train.algo
@@ -190,18 +191,25 @@ def _resolve_algorithm(cfg: DictConfig, profile: DictConfig) -> None:
     machine = {k: v for k, v in OmegaConf.to_container(profile).items() if k not in PROFILE_RUN_KEYS}
     settings = OmegaConf.to_container(cfg.train[algo])
     try:
-        cfg.train[algo] = ALGORITHMS[algo].resolve_settings(settings, int(cfg.num_envs), machine)
+        cfg.train[algo] = settings = ALGORITHMS[algo].resolve_settings(settings, int(cfg.num_envs), machine)
+        ALGORITHMS[algo].check_env(settings, OmegaConf.to_container(cfg[suite.options_key]))
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    if "apply_to" in cfg.scheme and cfg.scheme.apply_to is None:
+        cfg.scheme.apply_to = ALGORITHMS[algo].scheme_part
 
 
-def _resolve_network(net: DictConfig, n_tasks: int, suite: str = "metaworld", algo: str = "ppo") -> None:
+def _resolve_network(
+    net: DictConfig, n_tasks: int, suite: str = "metaworld", algo: str = "ppo", train: str | None = None
+) -> None:
     """Fill `null` network sizes from the network's `by_suite: {suite: {key: value}}` (the parkour benchmark's
-    Table 7), then its `by_algo: {algo: {key: value}}` (PPO's Table 3 vs SAC's Table 6), then its
+    Table 7), then its `by_algo: {name: {key: value}}` (PPO's Table 3 vs SAC's Table 6; the train config's own
+    name first, e.g. grpo_mt50, then its algorithm's), then its
     `by_task_set: {key: [MT10 value, MT50 value]}` (Table 3 gives two columns; sets of more than 10 tasks take
     the MT50 one), then drop the tables. Values set in the YAML or on the command line are never replaced."""
     per_suite = (net.pop("by_suite", None) or {}).get(suite) or {}
-    per_algo = (net.pop("by_algo", None) or {}).get(algo) or {}
+    by_algo = net.pop("by_algo", None) or {}
+    per_algo = by_algo.get(train) or by_algo.get(algo) or {}
     table = net.pop("by_task_set", None) or {}
     for key, value in [*per_suite.items(), *per_algo.items()]:
         if net.get(key) is None:

@@ -82,12 +82,16 @@ def build_env(cfg: DictConfig, **overrides):
 
 
 def build_algorithm(cfg: DictConfig, obs_dim: int, action_dim: int) -> Algorithm:
-    """The learner `train.algo` with its settings `train.<algo>`, the network and the MTRL scheme of `cfg`."""
+    """The learner `train.algo` with its settings `train.<algo>`, the network and the MTRL scheme of `cfg`; a
+    setting the learner, network or scheme refuses is the user's to change (ConfigError, one line)."""
     algo = cfg.train.algo
-    return make_algorithm(
-        algo, cfg.train[algo], cfg.network, cfg.scheme, obs_dim, action_dim, list(cfg.task_names), cfg.rl_device,
-        cfg.seed,
-    )  # fmt: skip
+    try:
+        return make_algorithm(
+            algo, cfg.train[algo], cfg.network, cfg.scheme, obs_dim, action_dim, list(cfg.task_names),
+            cfg.rl_device, cfg.seed,
+        )  # fmt: skip
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def load_checkpoint(cfg: DictConfig) -> dict:

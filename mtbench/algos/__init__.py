@@ -6,11 +6,13 @@ from __future__ import annotations
 import torch
 
 from mtbench.algos.base import Algorithm
+from mtbench.algos.grpo import GRPO
 from mtbench.algos.ppo import PPO
+from mtbench.algos.pqn import PQN
 from mtbench.algos.sac import SAC
 from mtbench.mtrl import make_scheme
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "sac": SAC}
+ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "sac": SAC, "grpo": GRPO, "pqn": PQN}
 
 
 def make_algorithm(
@@ -33,6 +35,8 @@ def make_algorithm(
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     scheme = dict(scheme)
+    if scheme.get("apply_to", "") is None:  # null: the part this learner's schemes act on by default
+        scheme["apply_to"] = ALGORITHMS[algo].scheme_part
     mtrl = make_scheme(scheme.pop("name"), len(task_names), dev, generator=gen, **scheme)
     return ALGORITHMS[algo].build(dict(settings), dict(network), obs_dim, action_dim, list(task_names), dev, gen, mtrl)
 

@@ -47,6 +47,9 @@ class Algorithm(ABC):
     health: ClassVar[tuple[str, ...]] = ()
     """Metric keys that must stay finite; the runner stops a diverged run with `diverged_hint`."""
     diverged_hint: ClassVar[str] = ""
+    scheme_part: ClassVar[str] = "critic"
+    """The parameter group an MTRL scheme acts on when `scheme.apply_to` is null: the learned value (upstream
+    MTBench's choice for PPO and SAC), or the policy for a learner without one (GRPO)."""
 
     net: nn.Module
     """Every trained network under one module: checkpoints store `net.state_dict()` as "net", `pretrained=`
@@ -84,6 +87,12 @@ class Algorithm(ABC):
         """Fill the `null` settings of `train.<algo>` from `machine` (the train config's `gpu` or `cpu` profile)
         and check them against the env size, before anything is built; raise ValueError with what to change."""
         return {k: machine[k] if v is None and k in machine else v for k, v in settings.items()}
+
+    @classmethod
+    def check_env(cls, settings: dict, env: dict) -> None:
+        """Refuse env settings (the suite's resolved section, e.g. `env`) this learner cannot learn from, with the
+        resolved `settings`; raise ValueError saying what to change."""
+        return None
 
     @abstractmethod
     def start(self, task: torch.Tensor) -> None:

@@ -101,14 +101,30 @@ class CAGradScheme(_GradientScheme):
 
 
 class FAMOScheme(MeanScheme):
-    """Actor by the plain mean; critic per-task losses weighted by FAMO (upstream's PPO variant)."""
+    """One part's per-task losses weighted by FAMO, the rest by the plain mean: upstream's PPO variant weights the
+    critic's; a learner without a critic (GRPO) weights its actor's, made positive first (`positive_losses`)."""
 
     name = "famo"
+    positive_losses = True
+    """FAMO weights log-losses: a learner whose losses can be negative must make them positive first."""
 
-    def __init__(self, n_tasks: int, device: torch.device, gamma: float = 1e-3, w_lr: float = 1e-3, eps: float = 1e-2):
+    def __init__(
+        self,
+        n_tasks: int,
+        device: torch.device,
+        gamma: float = 1e-3,
+        w_lr: float = 1e-3,
+        eps: float = 1e-2,
+        apply_to: str = "critic",
+    ):
+        if apply_to not in ("critic", "actor"):
+            raise ValueError(f"FAMO's apply_to must be 'critic' or 'actor', got {apply_to!r}")
+        self.apply_to = apply_to
         self.weights = FAMOWeights(n_tasks, device, gamma, w_lr, eps)
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
+        if self.apply_to != "critic":
+            raise ValueError("FAMO on an actor-critic weights the critic's (positive) losses: scheme.apply_to=critic")
         torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise minibatch_size")
         total = combine_mean(actor_losses, counts) + self.weights.loss(critic_losses)
         total.backward()
@@ -116,7 +132,7 @@ class FAMOScheme(MeanScheme):
         return total.detach()
 
     def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
-        if part != "critic":
+        if part != self.apply_to:
             return super().backward_part(part, losses, counts, params)
         torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise the batch size")
         total = self.weights.loss(losses)
