@@ -68,6 +68,11 @@ class TaskRunningMeanStd(nn.Module):
         y = (x - mean) / torch.sqrt(var + self.eps)
         return y.clamp(-self.clip, self.clip) if self.clip is not None else y
 
+    def normalize_state(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """An observation whose first `dim` features are normalised and whose tail (the task one-hot) passes
+        through unchanged, as the learners feed their networks."""
+        return torch.cat((self.normalize(obs[..., : self.dim], task), obs[..., self.dim :]), dim=-1)
+
     def denormalize(self, y: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         if self.clip is not None:
             y = y.clamp(-self.clip, self.clip)

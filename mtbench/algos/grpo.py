@@ -29,7 +29,7 @@ from torch import nn
 
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, standardize_per_task, task_counts
-from mtbench.algos.ppo import LOG_2PI, gaussian_kl, gaussian_logp
+from mtbench.algos.ppo import clipped_policy_terms, gaussian_logp
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
 from mtbench.nets.policy import make_policy_network
@@ -180,10 +180,7 @@ class GRPO(Algorithm):
 
     # -- acting ------------------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        if not self.cfg.normalize_input:
-            return obs
-        k = self.obs_dim - self.n_tasks
-        return torch.cat((self.obs_norm.normalize(obs[..., :k], task), obs[..., k:]), dim=-1)
+        return self.obs_norm.normalize_state(obs, task) if self.cfg.normalize_input else obs
 
     def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -234,24 +231,17 @@ class GRPO(Algorithm):
     def task_losses(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, task, n = self.cfg, mb["task"], self.n_tasks
         mu, log_std = self.net(self.normalize_obs(mb["obs"], task), task)
-        logp = gaussian_logp(mb["actions"], mu, log_std)
-        ratio = torch.exp(logp - mb["logp"])
-        adv = mb["adv"]
-        surrogate = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip))
-        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
-        bounds = ((mu - cfg.bound).clamp_min(0.0).square() + (mu + cfg.bound).clamp_max(0.0).square()).sum(-1)
+        terms = clipped_policy_terms(mu, log_std, mb, mb["adv"], cfg.clip, cfg.bound)
+        surrogate, entropy, bounds = terms["surrogate"], terms["entropy"], terms["bounds"]
         total = surrogate - cfg.entropy_coef * entropy + cfg.bounds_loss_coef * bounds
-        with torch.no_grad():
-            kl = gaussian_kl(mu, log_std.exp(), mb["mu"], mb["sigma"]).mean()
-            clipfrac = ((ratio - 1.0).abs() > cfg.clip).float().mean()
         return {
             "actor": per_task_mean(total, task, n),
             "surrogate": per_task_mean(surrogate, task, n),
             "entropy": per_task_mean(entropy, task, n),
             "bounds": per_task_mean(bounds, task, n),
             "counts": task_counts(task, n),
-            "kl": kl,
-            "clipfrac": clipfrac,
+            "kl": terms["kl"],
+            "clipfrac": terms["clipfrac"],
         }
 
     def update(self) -> dict[str, torch.Tensor]:

@@ -95,6 +95,23 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, mu_old: torch.Tensor, sig
     return (kl - 0.5).sum(-1)
 
 
+def clipped_policy_terms(
+    mu: torch.Tensor, log_std: torch.Tensor, mb: dict[str, torch.Tensor], adv: torch.Tensor, clip: float, bound: float
+) -> dict[str, torch.Tensor]:
+    """Per-sample terms of PPO's policy loss (shared with GRPO): the clipped surrogate of the minibatch's
+    `actions` under the new Gaussian against their old log-probabilities `logp`, its entropy, the soft action-bound
+    penalty beyond ±`bound`, and the diagnostics KL(old || new) and clip fraction (no gradient)."""
+    logp = gaussian_logp(mb["actions"], mu, log_std)
+    ratio = torch.exp(logp - mb["logp"])
+    surrogate = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip))
+    entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
+    bounds = ((mu - bound).clamp_min(0.0).square() + (mu + bound).clamp_max(0.0).square()).sum(-1)
+    with torch.no_grad():
+        kl = gaussian_kl(mu, log_std.exp(), mb["mu"], mb["sigma"]).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+    return {"surrogate": surrogate, "entropy": entropy, "bounds": bounds, "kl": kl, "clipfrac": clipfrac}
+
+
 class PPO(Algorithm):
     """Acting, advantage estimation and the clipped update for a multi-task actor-critic `net`; owns its
     rollout storage (`start`, `act`, `observe`) and its metric names."""
@@ -163,10 +180,7 @@ class PPO(Algorithm):
 
     # -- acting ------------------------------------------------------------------------------------
     def normalize_obs(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        if not self.cfg.normalize_input:
-            return obs
-        k = self.obs_dim - self.n_tasks
-        return torch.cat((self.obs_norm.normalize(obs[..., :k], task), obs[..., k:]), dim=-1)
+        return self.obs_norm.normalize_state(obs, task) if self.cfg.normalize_input else obs
 
     def _value_out(self, v: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         if not self.cfg.normalize_value:
@@ -230,22 +244,16 @@ class PPO(Algorithm):
         """Per-sample PPO terms of one minibatch reduced to per-task means, plus diagnostics."""
         cfg, task, n = self.cfg, mb["task"], self.n_tasks
         mu, log_std, v = self.net(self.normalize_obs(mb["obs"], task), task)
-        logp = gaussian_logp(mb["actions"], mu, log_std)
         adv = mb["adv"]
         if cfg.per_task_advantage:
             adv = standardize_per_task(adv, task, n)
-        ratio = torch.exp(logp - mb["logp"])
-        surrogate = torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip))
+        terms = clipped_policy_terms(mu, log_std, mb, adv, cfg.clip, cfg.bound)
         value_err = (v - mb["returns"]).square()
         if cfg.clip_value:
             clipped = mb["values"] + (v - mb["values"]).clamp(-cfg.clip, cfg.clip)
             value_err = torch.maximum(value_err, (clipped - mb["returns"]).square())
-        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
-        bounds = ((mu - cfg.bound).clamp_min(0.0).square() + (mu + cfg.bound).clamp_max(0.0).square()).sum(-1)
+        surrogate, entropy, bounds = terms["surrogate"], terms["entropy"], terms["bounds"]
         actor_total = surrogate - cfg.entropy_coef * entropy + cfg.bounds_loss_coef * bounds
-        with torch.no_grad():
-            kl = gaussian_kl(mu, log_std.exp(), mb["mu"], mb["sigma"]).mean()
-            clipfrac = ((ratio - 1.0).abs() > cfg.clip).float().mean()
         return {
             "actor": per_task_mean(actor_total, task, n),
             "critic": per_task_mean(0.5 * cfg.critic_coef * value_err, task, n),
@@ -254,8 +262,8 @@ class PPO(Algorithm):
             "entropy": per_task_mean(entropy, task, n),
             "bounds": per_task_mean(bounds, task, n),
             "counts": task_counts(task, n),
-            "kl": kl,
-            "clipfrac": clipfrac,
+            "kl": terms["kl"],
+            "clipfrac": terms["clipfrac"],
         }
 
     def prepare(self, buf: Rollout, last_value: torch.Tensor) -> dict[str, torch.Tensor]:
