@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n auto --dist loadfile
 
 lint: $(STAMP)
 	.venv/bin/ruff check mtbench tests tools

@@ -72,6 +72,7 @@ def test_grpo_test_mode_evaluates_a_checkpoint(tmp_path):
     assert [r.name for r in results] == ["reach-v3", "push-v3"] and all(r.episodes == 2 for r in results)
 
 
+@pytest.mark.slow  # about 1.5-2.5 min of a core under xdist: `make test-slow` (PPO's runs by default)
 def test_grpo_reach_learns_from_a_fresh_seed(tmp_path):
     """>= 80 % deterministic success on 50 fresh goals after 384k frames (10 rollouts of 256 envs x 150 steps,
     about 1.2 min on 2 cores), with upstream's reward-to-go advantages and MT10 network."""

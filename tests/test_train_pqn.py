@@ -94,6 +94,7 @@ def test_pqn_test_mode_evaluates_a_checkpoint_and_params_counts_the_q_network(tm
     assert f"pqn network mlp for 2 tasks: total {total:,}" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # about 1.5-2.5 min of a core under xdist: `make test-slow` (PPO's runs by default)
 def test_pqn_reach_learns_from_a_fresh_seed(tmp_path):
     """>= 80 % deterministic success on 50 fresh goals after 205k frames (67-85 s on 2 cores; seeds 1-7: 0.98,
     1.0, 1.0, 1.0, 0.98, 1.0, 0.86). Table 5's settings learn far too slowly for that budget, so the test changes

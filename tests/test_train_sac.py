@@ -84,6 +84,7 @@ def test_sac_test_mode_evaluates_a_checkpoint(tmp_path):
     assert [r.name for r in results] == ["reach-v3", "push-v3"] and all(r.episodes == 2 for r in results)
 
 
+@pytest.mark.slow  # about 1.5-2.5 min of a core under xdist: `make test-slow` (PPO's runs by default)
 def test_sac_reach_learns_from_a_fresh_seed(tmp_path):
     """>= 80 % deterministic success on 50 fresh goals after about 77k frames (about 1.6 min on 2 cores). Sized for
     the budget: 32 envs, 4 vector steps then 4 gradient steps of 512 per iteration, [256, 256] MLPs, and 4-step
