@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from cli_networks import SCHEMES, TASK_AWARE
 
 from mtbench.train import run
 
@@ -17,13 +18,8 @@ SMALL = ["train=grpo", "task_id=[reach-v3,push-v3]", "num_envs=8", "train.grpo.h
 NETS = {
     "mlp": ["network.actor_units=[16]"],
     "multihead": ["network.actor_units=[16]"],
-    "care_mh": ["network.units=[16,16]"],
-    "moore": ["network.hidden_dim=16", "network.num_layers=2"],
-    "paco": ["network.D=16"],
-    "soft_modularization": ["network.D=16", "network.num_layers=2", "network.state_units=[16]",
-                            "network.task_units=[16]"],
-}  # fmt: skip
-SCHEMES = ["none", "pcgrad", "cagrad", "famo"]
+    **TASK_AWARE,
+}
 # the default suite: every network with the plain mean, every scheme with the MLP and with PaCo (whose task vectors
 # the schemes must leave to its own hooks); the full product is `slow`
 CASES = [(n, "none") for n in sorted(NETS)] + [(n, s) for n in ("mlp", "paco") for s in SCHEMES[1:]]

@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from cli_networks import SCHEMES, TASK_AWARE
 
 from mtbench.algos.pqn import PQN
 from mtbench.train import run
@@ -19,13 +20,8 @@ SMALL = ["train=pqn", "task_id=[reach-v3,push-v3]", "num_envs=8", "train.pqn.hor
 NETS = {
     "mlp": ["network.critic_units=[16,16]"],
     "multihead": ["network.critic_units=[16]"],
-    "care_mh": ["network.units=[16,16]"],
-    "moore": ["network.hidden_dim=16", "network.num_layers=2"],
-    "paco": ["network.D=16"],
-    "soft_modularization": ["network.D=16", "network.num_layers=2", "network.state_units=[16]",
-                            "network.task_units=[16]"],
-}  # fmt: skip
-SCHEMES = ["none", "pcgrad", "cagrad", "famo"]
+    **TASK_AWARE,
+}
 
 
 def _latest(run_dir):

@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from cli_networks import SCHEMES, TASK_AWARE
 
 from mtbench.config import ConfigError
 from mtbench.train import run
@@ -19,13 +20,8 @@ SMALL = ["train=sac", "task_id=[reach-v3,push-v3]", "num_envs=8", "train.sac.hor
 NETS = {
     "mlp": ["network.actor_units=[16]", "network.critic_units=[16]"],
     "multihead": ["network.actor_units=[16]", "network.critic_units=[16]"],
-    "care_mh": ["network.units=[16,16]"],
-    "moore": ["network.hidden_dim=16", "network.num_layers=2"],
-    "paco": ["network.D=16"],
-    "soft_modularization": ["network.D=16", "network.num_layers=2", "network.state_units=[16]",
-                            "network.task_units=[16]"],
-}  # fmt: skip
-SCHEMES = ["none", "pcgrad", "cagrad", "famo"]
+    **TASK_AWARE,
+}
 
 
 def _latest(run_dir):
