@@ -19,7 +19,8 @@ import torch
 import mtbench
 from mtbench.envs.metaworld.env import ACTION_SCALE
 from mtbench.envs.metaworld.scene import FRAME_SKIP
-from mtbench.overrides import parse_overrides
+from mtbench.overrides import as_list, one_or_list_of, parse_overrides
+from mtbench.validation import PosInt, UserError
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
@@ -112,13 +113,9 @@ def train_speed(args: list[str]) -> None:
     from mtbench.config import compose, resolve_config
     from mtbench.train import Runner
 
-    iterations = 10
-    rest = []
-    for a in args:
-        if a.startswith("iterations="):
-            iterations = int(a.split("=", 1)[1])
-        else:
-            rest.append(a)
+    mine = [a for a in args if a.startswith("iterations=")]
+    rest = [a for a in args if not a.startswith("iterations=")]
+    iterations = int(parse_overrides(mine, {"iterations": 10}, {"iterations": PosInt})["iterations"])
     cfg = resolve_config(compose(rest + ["progress=false"]))
     runner = Runner(cfg)
     env, algo = runner.env, runner.algo
@@ -180,18 +177,19 @@ def update_overhead(args: list[str]) -> None:
     """Per-step update time of every Table 1 method at the MT10 and MT50 minibatch sizes of Table 3."""
     from mtbench.methods import TABLE1
 
-    opt = parse_overrides(args, {"repeats": 3, "methods": ",".join(TABLE1), "sets": "mt10,mt50"})
     sizes = {"mt10": (10, 16384), "mt50": (50, 25600)}
-    chosen = [m for m in str(opt["methods"]).split(",") if m]
+    opt = parse_overrides(args, {"repeats": 3, "methods": list(TABLE1), "sets": list(sizes)}, {
+        "repeats": PosInt, "methods": one_or_list_of(TABLE1), "sets": one_or_list_of(sizes)})  # fmt: skip
+    chosen = as_list(opt["methods"])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps")
     print("| method | overrides | " + " | ".join(f"{s.upper()} mb {sizes[s][1]} (s) | vs vanilla" for s in
-                                                  str(opt["sets"]).split(",")) + " |")  # fmt: skip
-    print("|---|---|" + "---:|---:|" * len(str(opt["sets"]).split(",")))
+                                                  as_list(opt["sets"])) + " |")  # fmt: skip
+    print("|---|---|" + "---:|---:|" * len(as_list(opt["sets"])))
     base: dict[str, float] = {}
     for key in ["vanilla", *[m for m in chosen if m != "vanilla"]]:
         method = TABLE1[key]
         cells = []
-        for s in str(opt["sets"]).split(","):
+        for s in as_list(opt["sets"]):
             n_tasks, mb = sizes[s]
             t = update_step_time(list(method.overrides), n_tasks, mb, int(opt["repeats"]))
             base.setdefault(s, t)
@@ -234,12 +232,13 @@ def sac_step_time(overrides: list[str], n_tasks: int, batch: int, repeats: int) 
 def sac_vs_ppo(args: list[str]) -> None:
     """One SAC gradient step (batch 8192, Table 6) against one PPO minibatch step (16384, Table 3), MT10, for each
     network: what an update costs in each algorithm's own geometry."""
-    opt = parse_overrides(args, {"repeats": 3, "networks": ",".join(NETWORKS), "sac_batch": 8192,
-                                 "ppo_minibatch": 16384})  # fmt: skip
+    opt = parse_overrides(args, {"repeats": 3, "networks": list(NETWORKS), "sac_batch": 8192,
+                                 "ppo_minibatch": 16384}, {"repeats": PosInt, "networks": one_or_list_of(NETWORKS),
+                                 "sac_batch": PosInt, "ppo_minibatch": PosInt})  # fmt: skip
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps, MT10")
     print(f"| network | SAC step, batch {opt['sac_batch']} (s) | PPO minibatch step, {opt['ppo_minibatch']} (s) "
           "| SAC / PPO |\n|---|---:|---:|---:|")  # fmt: skip
-    for net in str(opt["networks"]).split(","):
+    for net in as_list(opt["networks"]):
         sac = sac_step_time([f"network={net}"], 10, int(opt["sac_batch"]), int(opt["repeats"]))
         ppo = update_step_time([f"network={net}"], 10, int(opt["ppo_minibatch"]), int(opt["repeats"]))
         print(f"| {net} | {sac:.3f} | {ppo:.3f} | {sac / ppo:.2f} |", flush=True)
@@ -254,9 +253,10 @@ def table1(args: list[str]) -> None:
     from mtbench.methods import TABLE1
     from mtbench.train import run
 
-    opt = parse_overrides(args, {"task": "mt10", "iterations": 60, "seed": 1, "methods": ",".join(TABLE1),
+    opt = parse_overrides(args, {"task": "mt10", "iterations": 60, "seed": 1, "methods": list(TABLE1),
                                  "out": "benchmarks/table1_mt10_cpu", "num_envs": 500, "runs_dir": "runs",
-                                 "reuse": False})  # fmt: skip
+                                 "reuse": False},
+                          {"iterations": PosInt, "methods": one_or_list_of(TABLE1)})  # fmt: skip
     out = Path(str(opt["out"]))
     out.mkdir(parents=True, exist_ok=True)
     frames = int(opt["iterations"]) * 32 * int(opt["num_envs"])
@@ -266,7 +266,7 @@ def table1(args: list[str]) -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     rows = []
-    for key in str(opt["methods"]).split(","):
+    for key in as_list(opt["methods"]):
         method = TABLE1[key]
         name = f"table1_{opt['task']}_{key}_s{opt['seed']}_it{opt['iterations']}"
         run_dir = Path(str(opt["runs_dir"])) / name
@@ -299,7 +299,7 @@ def main(args: list[str]) -> None:
     if args and args[0] == "sac":
         return sac_vs_ppo(args[1:])
     if not args or args[0] != "env":
-        raise SystemExit(
+        raise UserError(
             "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [repeats=1] [reference=True] ...\n"
             "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]\n"
             "       mtbench bench update [repeats=3] [methods=vanilla,pcgrad,...] [sets=mt10,mt50]\n"

@@ -7,8 +7,10 @@ Arguments use upstream MTBench's `key=value` style so commands read the same as 
 from __future__ import annotations
 
 import sys
+from typing import Literal
 
-from mtbench.overrides import parse_overrides
+from mtbench.overrides import parse_overrides, parse_value
+from mtbench.validation import NonNegFloat, PosInt, UserError, run_command
 
 USAGE = """usage:
   mtbench train [task=mt10] [num_envs=...] [seed=42] [max_iterations=...] [experiment=...] [checkpoint=...]
@@ -30,17 +32,16 @@ def play_parkour(args: list[str]) -> None:
     render=True an MP4 per terrain following one robot plus the terrain overview PNG."""
     import torch
 
-    import mtbench
     from mtbench.eval import format_table, run_episodes
 
     opt = parse_overrides(args, {
         "task": "parkour_hard", "policy": "zero", "num_envs": None, "episode_length": 500, "seed": 42,
         "sim_device": "cpu", "backend": "auto", "render": False, "render_dir": "renders", "render_steps": 250,
-    })  # fmt: skip
+    }, {"render_steps": PosInt})  # fmt: skip
     policy = str(opt["policy"])
-    env = mtbench.make(opt["task"], num_envs=opt["num_envs"], device=opt["sim_device"], backend=opt["backend"],
-                       seed=opt["seed"], episode_length=opt["episode_length"], random_init_progress=False,
-                       onehot="terrains")  # fmt: skip
+    env = _make_env(opt["task"], num_envs=opt["num_envs"], device=opt["sim_device"], backend=opt["backend"],
+                    seed=opt["seed"], episode_length=opt["episode_length"], random_init_progress=False,
+                    onehot="terrains")  # fmt: skip
     print(env)
     if policy == "zero":
         act = lambda e: torch.zeros(e.num_envs, e.action_dim, device=e.device)  # noqa: E731
@@ -61,6 +62,16 @@ def play_parkour(args: list[str]) -> None:
             print(f"wrote {path}")
 
 
+def _make_env(task, **options):
+    """`mtbench.make` for a command whose every option is the user's: a refused option is a UserError."""
+    import mtbench
+
+    try:
+        return mtbench.make(task, **options)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def _checkpoint_policy(path: str, env):
     """The deterministic policy of a training checkpoint (policy=runs/<experiment>/checkpoints/best.pt)."""
     from pathlib import Path
@@ -71,11 +82,11 @@ def _checkpoint_policy(path: str, env):
     from mtbench.train import build_algorithm
 
     if not Path(path).is_file():
-        raise SystemExit(f"policy must be zero, random or a checkpoint file; {path!r} is none of them")
+        raise UserError(f"policy must be zero, random or a checkpoint file; {path!r} is none of them")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = OmegaConf.create(ckpt["config"])
     if ckpt["obs_dim"] != env.obs_dim or list(ckpt["task_ids"]) != list(env.task_ids):
-        raise SystemExit(f"checkpoint {path} was trained on {ckpt['task_names']} (obs {ckpt['obs_dim']}); "
+        raise UserError(f"checkpoint {path} was trained on {ckpt['task_names']} (obs {ckpt['obs_dim']}); "
                          f"pass the same task= (this env: {env.task_names}, obs {env.obs_dim})")  # fmt: skip
     cfg.rl_device = "cpu"
     agent = build_algorithm(cfg, env.obs_dim, env.action_dim)
@@ -87,24 +98,29 @@ def _checkpoint_policy(path: str, env):
 def play(args: list[str]) -> None:
     import torch
 
-    import mtbench
     from mtbench.envs.metaworld.experts import ScriptedExperts
     from mtbench.envs.metaworld.registry import resolve
     from mtbench.envs.suites import suite_of
     from mtbench.eval import format_table, run_episodes
 
-    if suite_of(next((a.split("=", 1)[1] for a in args if a.startswith("task=")), "mt10")).name == "parkour":
+    task = next((parse_value(a)[1] for a in args if a.startswith("task=")), "mt10")
+    try:
+        parkour = suite_of(task).name == "parkour"
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if parkour:
         return play_parkour(args)
     opt = parse_overrides(args, {
         "task": "mt10", "policy": "expert", "num_envs": None, "episode_length": 500, "goal_mode": "metaworld",
         "seed": 42, "sim_device": "cpu", "backend": "auto", "noise": 0.0, "task_counts": None,
         "render": False, "render_dir": "renders", "render_steps": 150,
-    })  # fmt: skip
-    if opt["policy"] not in ("expert", "random"):
-        raise SystemExit(f"policy must be 'expert' or 'random', got {opt['policy']!r}")
-    n_tasks = len(resolve(opt["task"]))
+    }, {"policy": Literal["expert", "random"], "noise": NonNegFloat, "render_steps": PosInt})  # fmt: skip
+    try:
+        n_tasks = len(resolve(opt["task"]))
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
     num_envs = opt["num_envs"] or 50 * n_tasks
-    env = mtbench.make(
+    env = _make_env(
         opt["task"], num_envs=num_envs, device=opt["sim_device"], backend=opt["backend"], seed=opt["seed"],
         episode_length=opt["episode_length"], goal_mode=opt["goal_mode"], task_counts=opt["task_counts"],
     )  # fmt: skip
@@ -133,12 +149,11 @@ def _render(opt: dict) -> None:
 
     import torch
 
-    import mtbench
     from mtbench.envs.metaworld.experts import ScriptedExperts
     from mtbench.render import contact_sheet, record_episode, write_videos
 
-    env = mtbench.make(opt["task"], num_envs=None, device=opt["sim_device"], backend=opt["backend"],
-                       seed=opt["seed"], episode_length=opt["episode_length"], goal_mode=opt["goal_mode"])  # fmt: skip
+    env = _make_env(opt["task"], num_envs=None, device=opt["sim_device"], backend=opt["backend"],
+                    seed=opt["seed"], episode_length=opt["episode_length"], goal_mode=opt["goal_mode"])  # fmt: skip
     if opt["policy"] == "expert":
         experts = ScriptedExperts(env.task_names, env.task_counts, noise_std=float(opt["noise"]), seed=opt["seed"])
         act = lambda e: experts(e.metaworld_obs)
@@ -157,13 +172,10 @@ def _render(opt: dict) -> None:
 def params(args: list[str]) -> None:
     """Trainable parameter counts of the configured learner's networks (any `mtbench train` keys, `train=sac`
     included), for equal-size comparisons."""
-    from mtbench.config import ConfigError, compose, resolve_config, run_label
+    from mtbench.config import compose, resolve_config, run_label
     from mtbench.train import build_algorithm, build_env
 
-    try:
-        cfg = resolve_config(compose(args + ["sim_device=cpu"]))
-    except ConfigError as e:
-        raise SystemExit(f"mtbench params: {e}") from None
+    cfg = resolve_config(compose(args + ["sim_device=cpu"]))
     n = len(cfg.task_ids)
     probe = build_env(cfg, task_counts=[1] * n)  # one world per task: the observation and action sizes
     counts = build_algorithm(cfg, probe.obs_dim, probe.action_dim).parameter_counts()
@@ -177,12 +189,16 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     cmd, rest = argv[0], argv[1:]
+    run_command(cmd, _dispatch, cmd, rest)
+
+
+def _dispatch(cmd: str, rest: list[str]) -> None:
     if cmd == "play":
         play(rest)
     elif cmd == "train":
-        from mtbench.train import main as train_main
+        from mtbench.train import run_or_help
 
-        train_main(rest)
+        run_or_help(rest)
     elif cmd == "params":
         params(rest)
     elif cmd == "report":
@@ -194,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
 
         bench_main(rest)
     else:
-        raise SystemExit(f"unknown command {cmd!r}\n{USAGE}")
+        raise UserError(f"unknown command {cmd!r}; one of train, play, params, report, bench (mtbench --help)")
 
 
 if __name__ == "__main__":

@@ -5,23 +5,53 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
-from mtbench.envs.core import even_counts, resolve_device
+from mtbench.envs.core import BACKENDS, even_counts, resolve_device
 from mtbench.envs.metaworld.registry import BENCHMARKS
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
-from mtbench.envs.suites import Suite, suite_of
+from mtbench.envs.suites import SUITES, Suite, suite_of
+from mtbench.validation import NonNegInt, PosFloat, PosInt, UserError, check_values
 
 CONF_DIR = Path(__file__).parent / "conf"
 
+
+TOP_LEVEL: dict[str, Any] = {
+    "task": str | int | list,
+    "task_id": list | None,
+    "task_counts": list[PosInt] | None,
+    "num_envs": PosInt | None,
+    "seed": int,
+    "sim_device": str | None,
+    "rl_device": str | None,
+    "backend": Literal[BACKENDS],
+    "max_iterations": NonNegInt | None,  # 0: evaluate the untrained policy
+    "max_minutes": PosFloat | None,
+    "experiment": str | int | None,
+    "runs_dir": str,
+    "checkpoint": str | None,
+    "test": bool,
+    "headless": bool,
+    "record_videos": bool,
+    "save_frequency": PosInt | None,
+    "save_buffer": bool,
+    "progress": bool,
+    "suite": Literal[("auto", *SUITES)],
+    "pretrained": str | None,
+    "wandb_activate": bool,
+}
+"""Types and ranges of config.yaml's top-level keys (the sections are checked against their consumers)."""
+EVAL: dict[str, Any] = {"episodes_per_task": PosInt | None, "seed_offset": int}
 
 PROFILE_RUN_KEYS = ("num_envs", "max_iterations", "max_minutes")
 """Keys of a train config's `gpu`/`cpu` profile that size the run; the others are the algorithm's settings."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot run; the message says what to change."""
 
 
@@ -30,9 +60,12 @@ def compose(overrides: list[str]) -> DictConfig:
     Table 3 unless `train=` is given."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.errors import ConfigCompositionException
+    from hydra.errors import ConfigCompositionException, OverrideParseException
 
     overrides = list(overrides)
+    bare = [o for o in overrides if "=" not in o and not o.startswith("~")]
+    if bare:
+        raise ConfigError(f"expected key=value, got {bare[0]!r}; see mtbench train --help")
     added = [o for o in overrides if o.startswith("+")]
     if added:
         raise ConfigError(
@@ -50,6 +83,9 @@ def compose(overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose("config", overrides=overrides)
+    except OverrideParseException as e:
+        why = [line for line in str(e).splitlines()[1:] if line.strip() and "hydra.cc" not in line][:1]
+        raise ConfigError(f"cannot parse {e.override!r} ({'; '.join(why) or 'malformed'}); write key=value") from None
     except ConfigCompositionException as e:
         msg = str(e).splitlines()[0]
         if msg.startswith("Could not override"):
@@ -97,7 +133,11 @@ def _suite(task, suite: str | None) -> Suite:
 
 def resolve_config(cfg: DictConfig) -> DictConfig:
     """Fill every `null` default and validate. Returns a new config; the input is left as composed."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    except OmegaConfBaseException as e:  # e.g. an interpolation `${...}` to a key that does not exist
+        raise ConfigError(f"{getattr(e, 'full_key', '') or 'config'}: {str(e).splitlines()[0]}") from None
+    check_sections(cfg)
     with open_dict(cfg):
         sim = _device(cfg.sim_device)
         cfg.sim_device = str(sim)
@@ -150,6 +190,8 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
             # resuming continues the checkpoint's own run directory: runs/<experiment>/checkpoints/x.pt
             run_dir = Path(cfg.checkpoint).resolve().parent.parent
             cfg.runs_dir, cfg.experiment = str(run_dir.parent), run_dir.name
+        if cfg.experiment is not None:
+            cfg.experiment = str(cfg.experiment)  # experiment=2024 names a directory, not a number
         if cfg.experiment is None:
             label = cfg.task if cfg.task_id is None else f"{len(ids)}tasks"
             method = "_".join(x for x in (cfg.train.name, run_label(cfg)) if x)
@@ -159,6 +201,44 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         if cfg.record_videos and not cfg.test:
             raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
     return cfg
+
+
+def check_sections(cfg: DictConfig) -> None:
+    """Every value's type and range, before any default is resolved or anything built: the top level and `eval`
+    here, `env`/`parkour` against their env's constructor, `network` and `scheme` against theirs (the learner's
+    settings are checked in `_resolve_algorithm`, against its settings dataclass)."""
+    from mtbench.mtrl import SCHEMES
+    from mtbench.nets import NETWORKS
+
+    def section(parent: dict, key: str, where: str = "") -> dict:
+        value = parent.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{where}{key}={value!r} must be a section of key: value settings")
+        return {k: v for k, v in (value or {}).items() if v is not None}  # a null is filled later
+
+    plain = OmegaConf.to_container(cfg)
+    try:
+        check_values({k: v for k, v in plain.items() if k in TOP_LEVEL}, TOP_LEVEL)
+        check_values(section(plain, "eval"), EVAL, "eval.")
+        for suite in SUITES.values():
+            check_values(section(plain, suite.options_key), suite.env_class, f"{suite.options_key}.")
+        net = section(plain, "network")
+        if net.get("name") in NETWORKS:  # the by_* tables fill the same keys: their entries meet the same hints
+            hints = NETWORKS[net["name"]]
+            check_values(net, hints, "network.")
+            for table in ("by_suite", "by_algo"):
+                for name in section(net, table, "network."):
+                    check_values(section(net[table], name, f"network.{table}."), hints, f"network.{table}.{name}.")
+            for key, column in section(net, "by_task_set", "network.").items():
+                if not (isinstance(column, list) and len(column) == 2):
+                    raise ValueError(f"network.by_task_set.{key}={column!r} must be [MT10 value, MT50 value]")
+                for value in column:
+                    check_values({key: value} if value is not None else {}, hints, "network.by_task_set.")
+        scheme = section(plain, "scheme")
+        if scheme.get("name") in SCHEMES:
+            check_values(scheme, SCHEMES[scheme["name"]], "scheme.")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def _resolve_env(cfg: DictConfig, suite: Suite) -> None:
@@ -188,11 +268,14 @@ def _resolve_algorithm(cfg: DictConfig, profile: DictConfig, suite: Suite) -> No
         raise ConfigError(f"train.algo={algo!r} is not an algorithm; available: {', '.join(sorted(ALGORITHMS))}")
     if algo not in cfg.train:
         raise ConfigError(f"train={cfg.train.name} has no train.{algo} section with the settings of {algo}")
+    learner = ALGORITHMS[algo]
     machine = {k: v for k, v in OmegaConf.to_container(profile).items() if k not in PROFILE_RUN_KEYS}
     settings = OmegaConf.to_container(cfg.train[algo])
-    try:
-        cfg.train[algo] = settings = ALGORITHMS[algo].resolve_settings(settings, int(cfg.num_envs), machine)
-        ALGORITHMS[algo].check_env(settings, OmegaConf.to_container(cfg[suite.options_key]))
+    try:  # the values given first (a null is the profile's to fill), then all of them once resolved
+        check_values({k: v for k, v in settings.items() if v is not None}, learner.settings_class, f"train.{algo}.")
+        cfg.train[algo] = settings = learner.resolve_settings(settings, int(cfg.num_envs), machine)
+        learner.settings_class.from_dict(settings)
+        learner.check_env(settings, OmegaConf.to_container(cfg[suite.options_key]))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     if "apply_to" in cfg.scheme and cfg.scheme.apply_to is None:

@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from mtbench.config import run_label
+from mtbench.validation import UserError
 
 BOOTSTRAP_REPS = 2000
 
@@ -44,7 +45,7 @@ def load_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     evals = run_dir / "eval.json"
     if not evals.is_file():
-        raise SystemExit(f"{run_dir} has no eval.json (is the run finished?)")
+        raise UserError(f"{run_dir} has no eval.json (is the run finished?)")
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     label = run_label(OmegaConf.create(cfg))  # network and scheme when not the vanilla ones
     method = cfg["train"]["name"] + (f"+{label}" if label else "")
@@ -64,7 +65,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
     for (method, bench), members in sorted(groups.items()):
         tasks = members[0]["tasks"]
         if any(m["tasks"] != tasks for m in members):
-            raise SystemExit(f"{method} on {bench}: runs were evaluated on different task lists")
+            raise UserError(f"{method} on {bench}: runs were evaluated on different task lists")
         scores = np.stack([m["success"] for m in members])  # (runs, tasks)
         per_run = scores.mean(axis=1)
         lo, hi = iqm_ci(scores)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0].startswith("out="):
         out_dir = Path(argv.pop(0)[4:])
     if not argv:
-        raise SystemExit("usage: mtbench report [out=DIR] RUN_DIR [RUN_DIR ...]  (runs/<experiment> directories)")
+        raise UserError("usage: mtbench report [out=DIR] RUN_DIR [RUN_DIR ...]  (runs/<experiment> directories)")
     rows = aggregate([load_run(Path(d)) for d in argv])
     md = to_markdown(rows)
     out_dir.mkdir(parents=True, exist_ok=True)

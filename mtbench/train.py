@@ -26,6 +26,7 @@ from mtbench.envs.core import torch_single_threaded
 from mtbench.envs.suites import suite_of
 from mtbench.eval import TaskResult, format_table, run_episodes
 from mtbench.runlog import RunLog
+from mtbench.validation import run_command
 
 SMOOTH = 10  # iterations over which "recent success" (progress bar, best checkpoint) is averaged
 
@@ -352,17 +353,19 @@ def run(overrides: list[str]) -> list[TaskResult]:
     return train(cfg)
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def run_or_help(argv: list[str]) -> None:
+    """`mtbench train ...`: `--help` prints every key, anything else trains (or tests) with those overrides."""
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         print("Keys (key=value, as upstream MTBench):")
         print(OmegaConf.to_yaml(compose([])))
         return
-    try:
-        run(argv)
-    except ConfigError as e:
-        raise SystemExit(f"mtbench train: {e}") from None
+    run(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m mtbench.train ...`: as `mtbench train`, a user error ending with exit status 2."""
+    run_command("train", run_or_help, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def test_random_init_progress_desynchronises_episode_ends():
         (dict(task=["reach", "push"], task_counts=[2, 0]), ValueError, "zeros"),
         (dict(task="reach", device="cuda:3"), RuntimeError, "CUDA"),
         (dict(task="reach", backend="cpu", device="cuda"), (RuntimeError, ValueError), "cuda|CUDA"),
-        (dict(task="reach", backend="physx"), ValueError, "unknown backend"),
+        (dict(task="reach", backend="physx"), ValueError, "backend=.physx. must be one of"),
         (dict(task="reach", goal_mode="random"), ValueError, "goal_mode"),
     ],
 )

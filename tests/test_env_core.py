@@ -75,7 +75,7 @@ def test_bad_setup_errors_are_shared():
     with pytest.raises(ValueError, match="device must be"):
         resolve_device("tpu")
     for task, suite in (("reach", None), ([20], "parkour")):
-        with pytest.raises(ValueError, match="unknown backend"):
+        with pytest.raises(ValueError, match="backend=.physx. must be one of auto, cpu, warp"):
             mtbench.make(task, device="cpu", backend="physx", suite=suite)
         with pytest.raises(ValueError, match="fewer than the 2 tasks"):
             mtbench.make([0, 1], num_envs=1, device="cpu", suite=suite or "metaworld")

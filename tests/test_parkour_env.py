@@ -130,11 +130,11 @@ def test_bad_input_names_the_fix():
         ParkourVecEnv("parkour_hard", num_envs=3, device="cpu")
     with pytest.raises(ValueError, match="drop setting"):
         ParkourVecEnv("parkour_hard", setting="easy", device="cpu")
-    with pytest.raises(ValueError, match="unknown onehot"):
+    with pytest.raises(ValueError, match="onehot='ids' must be one of tasks, terrains"):
         ParkourVecEnv([0], onehot="ids", device="cpu")
-    with pytest.raises(ValueError, match="unknown pd"):
+    with pytest.raises(ValueError, match="pd='pid' must be one of"):
         ParkourVecEnv([0], pd="pid", device="cpu")
-    with pytest.raises(ValueError, match="unknown backend"):
+    with pytest.raises(ValueError, match="backend='gpu' must be one of auto, cpu, warp"):
         ParkourVecEnv([0], backend="gpu", device="cpu")
     with pytest.raises(ValueError, match="difficulties"):
         ParkourVecEnv([0], difficulties=[0.5, 1.5], device="cpu")
@@ -608,8 +608,9 @@ def test_play_parkour_prints_the_progress_table(capsys):
     main(["play", "task=parkour_flat", "policy=zero", "num_envs=2", "episode_length=10"])
     out = capsys.readouterr().out
     assert "| flat | 2 |" in out and "success % = progress" in out
-    with pytest.raises(SystemExit, match="policy must be zero, random or a checkpoint"):
+    with pytest.raises(SystemExit) as e:
         main(["play", "task=parkour_flat", "policy=nonsense", "num_envs=1", "episode_length=2"])
+    assert e.value.code == 2 and "policy must be zero, random or a checkpoint" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------

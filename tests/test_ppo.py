@@ -151,9 +151,9 @@ def test_adaptive_lr_schedule(kl, expected):
 
 
 def test_bad_ppo_settings_are_rejected():
-    with pytest.raises(ValueError, match="unknown PPO settings"):
+    with pytest.raises(ValueError, match="unknown train.ppo settings"):
         PPOConfig.from_dict({"horizn": 32})
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(ValueError, match="train.ppo.schedule=.* must be one of fixed, adaptive"):
         _ppo_cfg(schedule="cosine")
     with pytest.raises(ValueError, match=r"\['lr'\] are missing"):
         PPOConfig.from_dict({k: v for k, v in vars(_ppo_cfg()).items() if k != "lr"})

@@ -282,8 +282,8 @@ def test_residual_layernorm_network_is_upstreams():
     [
         (["network.critic_units=[256,128]"], r"critic_units=\[256, 128\] must be one width repeated"),
         (["network.actor_units=[64]"], "sizes an actor, and PQN has none"),
-        (["train.pqn.bins=1"], r"bins=1 must be >= 2"),
-        (["train.pqn.lam=1.5"], r"lam=1.5 must be in \[0, 1\]"),
+        (["train.pqn.bins=1"], r"bins=1 must be an integer >= 2"),
+        (["train.pqn.lam=1.5"], r"lam=1.5 must be a number in \[0, 1\]"),
         (["train.pqn.num_minibatches=100", "num_envs=2", "train.pqn.horizon=4"], "exceeds the num_envs"),
         (["scheme=pcgrad", "scheme.apply_to=actor"], "applies to an actor and PQN has none"),
     ],

@@ -248,9 +248,9 @@ def test_scheme_changes_the_sac_update_where_it_acts(network, scheme):
 
 
 def test_sac_config_errors_are_one_line():
-    with pytest.raises(ValueError, match="nstep=0 must be >= 1"):
+    with pytest.raises(ValueError, match="train.sac.nstep=0 must be an integer >= 1"):
         _settings(nstep=0)
-    with pytest.raises(ValueError, match="unknown SAC settings"):
+    with pytest.raises(ValueError, match="unknown train.sac settings"):
         SACConfig.from_dict({**vars(_settings()), "n_step": 3})
     from mtbench.config import ConfigError
 

@@ -22,21 +22,24 @@ import torch
 from torch import nn
 
 from mtbench.mtrl import MeanScheme
+from mtbench.validation import check_values
 
 C = TypeVar("C")
 
 
-def settings_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
-    """Build the settings dataclass `cls` from a config section: every field must be given (its default lives in
-    the YAML under mtbench/conf/train/, nowhere else) and no unknown key is accepted."""
+def settings_from_dict(cls: type[C], d: dict[str, Any], algo: str) -> C:
+    """Build the settings dataclass `cls` of learner `algo` from its config section `train.<algo>`: every field
+    must be given (its default lives in the YAML under mtbench/conf/train/, nowhere else), no unknown key is
+    accepted, and each value must satisfy its field's declared type and range (`mtbench.validation`)."""
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(d) - names)
     if unknown:
-        raise ValueError(f"unknown {what} settings {unknown}; valid: {sorted(names)}")
+        raise ValueError(f"unknown train.{algo} settings {unknown}; valid: {sorted(names)}")
     required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}  # type: ignore[arg-type]
     missing = sorted(required - set(d))
     if missing:
-        raise ValueError(f"{what} settings {missing} are missing; the train config must give every one")
+        raise ValueError(f"train.{algo} settings {missing} are missing; the train config must give every one")
+    check_values(d, cls, prefix=f"train.{algo}.")
     return cls(**d)
 
 
@@ -44,6 +47,9 @@ class Algorithm(ABC):
     """A multi-task learner: its networks, optimisers, storage (rollout or replay) and metrics."""
 
     name: ClassVar[str]
+    settings_class: ClassVar[type]
+    """The dataclass of `train.<name>`: its fields' type hints are the settings' types and ranges, checked before
+    anything is built (`settings_from_dict`)."""
     health: ClassVar[tuple[str, ...]] = ()
     """Metric keys that must stay finite; the runner stops a diverged run with `diverged_hint`."""
     diverged_hint: ClassVar[str] = ""

@@ -22,17 +22,18 @@ mtbench/conf/train/grpo*.yaml hold upstream's config and exec values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, standardize_per_task, task_counts
-from mtbench.algos.ppo import clipped_policy_terms, gaussian_logp
+from mtbench.algos.ppo import Clip, clipped_policy_terms, gaussian_logp
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
 from mtbench.nets.policy import make_policy_network
+from mtbench.validation import NonNegFloat, PosFloat, PosInt, UnitFloat
 
 ADVANTAGES = ("reward_to_go", "episode")
 
@@ -41,30 +42,22 @@ ADVANTAGES = ("reward_to_go", "episode")
 class GRPOConfig:
     """`train.grpo.*`; the values live in mtbench/conf/train/grpo*.yaml (upstream's config), not here."""
 
-    horizon: int
-    mini_epochs: int
-    minibatch_size: int
-    lr: float
-    gamma: float  # discount of the reward-to-go form
-    advantage: str  # "reward_to_go" (upstream) or "episode"
-    clip: float
+    horizon: PosInt
+    mini_epochs: PosInt
+    minibatch_size: PosInt
+    lr: PosFloat
+    gamma: UnitFloat  # discount of the reward-to-go form
+    advantage: Literal[ADVANTAGES]  # "reward_to_go" (upstream) or "episode"
+    clip: Clip
     entropy_coef: float
-    bounds_loss_coef: float
-    bound: float
-    max_grad_norm: float
+    bounds_loss_coef: NonNegFloat
+    bound: PosFloat
+    max_grad_norm: PosFloat
     normalize_input: bool
 
     @classmethod
     def from_dict(cls, d: dict) -> GRPOConfig:
-        cfg = settings_from_dict(cls, d, "GRPO")
-        if cfg.advantage not in ADVANTAGES:
-            raise ValueError(f"train.grpo.advantage must be one of {ADVANTAGES}, got {cfg.advantage!r}")
-        bad = [k for k in ("horizon", "mini_epochs", "minibatch_size") if getattr(cfg, k) < 1]
-        if bad:
-            raise ValueError(f"train.grpo.{bad[0]}={getattr(cfg, bad[0])} must be >= 1")
-        if cfg.lr <= 0 or not 0.0 < cfg.clip < 1.0:
-            raise ValueError(f"train.grpo.lr={cfg.lr} must be > 0 and train.grpo.clip={cfg.clip} in (0, 1)")
-        return cfg
+        return settings_from_dict(cls, d, "grpo")
 
 
 def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -112,6 +105,7 @@ class GRPO(Algorithm):
     """Acting, group-relative advantages and the clipped update of an actor-only policy; owns its rollout."""
 
     name = "grpo"
+    settings_class = GRPOConfig
     scheme_part: ClassVar[str] = "actor"
     health = ("loss/surrogate", "std")
     diverged_hint = "Try a lower train.grpo.lr."

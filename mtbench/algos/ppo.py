@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
@@ -24,29 +25,32 @@ from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standar
 from mtbench.mtrl import MeanScheme
 from mtbench.mtrl.grads import conflict_stats, task_gradients
 from mtbench.nets import count_parameters, make_network, stabilizer
+from mtbench.validation import NonNegFloat, PosFloat, PosInt, Range, UnitFloat
 
 LOG_2PI = math.log(2.0 * math.pi)
+Clip = Annotated[float, Range(lo=0, hi=1, lo_open=True, hi_open=True)]
+"""The ratio clip ε of the surrogate: the ratio is kept in [1 - ε, 1 + ε]."""
 
 
 @dataclass
 class PPOConfig:
     """`train.ppo.*`; the values live in mtbench/conf/train/ppo*.yaml (the paper's Table 3), not here."""
 
-    horizon: int
-    mini_epochs: int
-    minibatch_size: int
-    lr: float
-    schedule: str  # "fixed" or "adaptive" (rl_games' KL-adaptive learning rate)
-    kl_threshold: float
-    gamma: float
-    lam: float
-    clip: float
+    horizon: PosInt
+    mini_epochs: PosInt
+    minibatch_size: PosInt
+    lr: PosFloat
+    schedule: Literal["fixed", "adaptive"]  # rl_games' KL-adaptive learning rate, or none
+    kl_threshold: PosFloat
+    gamma: UnitFloat
+    lam: UnitFloat
+    clip: Clip
     clip_value: bool
-    critic_coef: float
-    entropy_coef: float
-    bounds_loss_coef: float
-    bound: float
-    max_grad_norm: float
+    critic_coef: NonNegFloat
+    entropy_coef: float  # may be negative (an entropy penalty)
+    bounds_loss_coef: NonNegFloat
+    bound: PosFloat
+    max_grad_norm: PosFloat
     normalize_input: bool
     normalize_value: bool
     normalize_advantage: bool
@@ -55,10 +59,7 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> PPOConfig:
-        cfg = settings_from_dict(cls, d, "PPO")
-        if cfg.schedule not in ("fixed", "adaptive"):
-            raise ValueError(f"schedule must be 'fixed' or 'adaptive', got {cfg.schedule!r}")
-        return cfg
+        return settings_from_dict(cls, d, "ppo")
 
 
 @dataclass
@@ -117,6 +118,7 @@ class PPO(Algorithm):
     rollout storage (`start`, `act`, `observe`) and its metric names."""
 
     name = "ppo"
+    settings_class = PPOConfig
     health = ("loss/surrogate", "loss/value", "std")
     diverged_hint = "Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
 

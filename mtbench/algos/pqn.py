@@ -20,6 +20,7 @@ Where upstream is loose we are right (README, "MT-PQN"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
@@ -29,40 +30,30 @@ from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, task_counts
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
 from mtbench.nets.pqn import make_q_network
+from mtbench.validation import PosFloat, PosInt, Range, UnitFloat
 
 
 @dataclass
 class PQNConfig:
     """`train.pqn.*`; the values live in mtbench/conf/train/pqn*.yaml (the paper's Table 5), not here."""
 
-    horizon: int  # vector steps per iteration
-    mini_epochs: int
-    num_minibatches: int  # per pass over the iteration's horizon * num_envs samples
-    lr: float
+    horizon: PosInt  # vector steps per iteration
+    mini_epochs: PosInt
+    num_minibatches: PosInt  # per pass over the iteration's horizon * num_envs samples
+    lr: PosFloat
     anneal_lr: bool  # linearly to 0 over the run
-    gamma: float
-    lam: float  # Peng's Q(λ)
-    bins: int  # per action dimension
-    epsilon_start: float
-    epsilon_end: float
-    exploration_fraction: float  # share of the run over which ε decays linearly from start to end
-    max_grad_norm: float
+    gamma: UnitFloat
+    lam: UnitFloat  # Peng's Q(λ)
+    bins: Annotated[int, Range(lo=2)]  # per action dimension, spread evenly over [-1, 1]
+    epsilon_start: UnitFloat
+    epsilon_end: UnitFloat
+    exploration_fraction: UnitFloat  # share of the run over which ε decays linearly from start to end
+    max_grad_norm: PosFloat
     normalize_input: bool
 
     @classmethod
     def from_dict(cls, d: dict) -> PQNConfig:
-        cfg = settings_from_dict(cls, d, "PQN")
-        for key in ("horizon", "mini_epochs", "num_minibatches"):
-            if getattr(cfg, key) < 1:
-                raise ValueError(f"train.pqn.{key}={getattr(cfg, key)} must be >= 1")
-        if cfg.bins < 2:
-            raise ValueError(f"train.pqn.bins={cfg.bins} must be >= 2 (bins spread evenly over [-1, 1])")
-        for key in ("gamma", "lam", "epsilon_start", "epsilon_end", "exploration_fraction"):
-            if not 0.0 <= getattr(cfg, key) <= 1.0:
-                raise ValueError(f"train.pqn.{key}={getattr(cfg, key)} must be in [0, 1]")
-        if cfg.lr <= 0 or cfg.max_grad_norm <= 0:
-            raise ValueError(f"train.pqn.lr={cfg.lr} and max_grad_norm={cfg.max_grad_norm} must be > 0")
-        return cfg
+        return settings_from_dict(cls, d, "pqn")
 
 
 def q_lambda_targets(
@@ -113,6 +104,7 @@ class PQN(Algorithm):
     """ε-greedy acting on a factored Q-network, Q(λ) targets over the rollout, minibatch regression."""
 
     name = "pqn"
+    settings_class = PQNConfig
     health = ("loss/q", "q_mean")
     diverged_hint = "Try a lower train.pqn.lr or train.pqn.max_grad_norm."
 

@@ -29,6 +29,7 @@ from mtbench.algos.replay import NStepWindow, ReplayBuffer
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
 from mtbench.nets.sac import make_sac_networks
+from mtbench.validation import NonNegInt, OpenUnitFloat, PosFloat, PosInt, UnitFloat
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -37,33 +38,27 @@ LOG_2PI = math.log(2.0 * math.pi)
 class SACConfig:
     """`train.sac.*`; the values live in mtbench/conf/train/sac*.yaml (the paper's Table 6), not here."""
 
-    horizon: int  # vector steps per iteration (upstream: 1)
-    gradient_steps_per_itr: int  # gradient steps per iteration
-    batch_size: int
-    replay_buffer_size: int  # transitions, all tasks together
-    nstep: int
-    gamma: float
-    critic_tau: float  # Polyak factor of the target critics, every gradient step
-    actor_lr: float
-    critic_lr: float
-    alpha_lr: float
-    init_alpha: float
+    horizon: PosInt  # vector steps per iteration (upstream: 1)
+    gradient_steps_per_itr: PosInt  # gradient steps per iteration
+    batch_size: PosInt
+    replay_buffer_size: PosInt  # transitions, all tasks together
+    nstep: PosInt
+    gamma: UnitFloat
+    critic_tau: OpenUnitFloat  # Polyak factor of the target critics, every gradient step
+    actor_lr: PosFloat
+    critic_lr: PosFloat
+    alpha_lr: PosFloat
+    init_alpha: PosFloat
     target_entropy: float | None  # None: -|A|
     log_std_min: float
     log_std_max: float
-    grad_norm: float
-    num_warmup_steps: int  # vector steps of uniform random actions before the policy acts
+    grad_norm: PosFloat
+    num_warmup_steps: NonNegInt  # vector steps of uniform random actions before the policy acts
     normalize_input: bool
 
     @classmethod
     def from_dict(cls, d: dict) -> SACConfig:
-        cfg = settings_from_dict(cls, d, "SAC")
-        positive = ("horizon", "gradient_steps_per_itr", "batch_size", "replay_buffer_size", "nstep")
-        bad = [k for k in positive if getattr(cfg, k) < 1]
-        if bad:
-            raise ValueError(f"train.sac.{bad[0]}={getattr(cfg, bad[0])} must be >= 1")
-        if not 0.0 < cfg.critic_tau <= 1.0:
-            raise ValueError(f"train.sac.critic_tau={cfg.critic_tau} must be in (0, 1]")
+        cfg = settings_from_dict(cls, d, "sac")
         if cfg.log_std_min >= cfg.log_std_max:
             raise ValueError(f"train.sac.log_std_min={cfg.log_std_min} must be below log_std_max={cfg.log_std_max}")
         return cfg
@@ -84,6 +79,7 @@ class SAC(Algorithm):
     """Acting with exploration, the n-step replay, and the critic / actor / temperature updates."""
 
     name = "sac"
+    settings_class = SACConfig
     health = ("loss/critic", "loss/actor")
     diverged_hint = "Try lower train.sac.critic_lr / actor_lr or a smaller train.sac.critic_tau."
 

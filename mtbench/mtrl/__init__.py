@@ -10,12 +10,15 @@ directions are the same, the critic gradient is scaled by that constant).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from mtbench.mtrl.cagrad import cagrad
 from mtbench.mtrl.famo import FAMOWeights
 from mtbench.mtrl.grads import add_flat_grad, task_gradients
 from mtbench.mtrl.pcgrad import pcgrad
+from mtbench.validation import NonNegFloat, PosFloat
 
 APPLY_TO = ("critic", "actor", "both")
 
@@ -52,7 +55,7 @@ class MeanScheme:
 class _GradientScheme(MeanScheme):
     """Per-task gradients of the chosen group(s) combined by `combine`; the rest by the plain mean."""
 
-    def __init__(self, apply_to: str = "critic"):
+    def __init__(self, apply_to: Literal[APPLY_TO] = "critic"):
         if apply_to not in APPLY_TO:
             raise ValueError(f"apply_to must be one of {APPLY_TO}, got {apply_to!r}")
         self.apply_to = apply_to
@@ -81,7 +84,7 @@ class _GradientScheme(MeanScheme):
 class PCGradScheme(_GradientScheme):
     name = "pcgrad"
 
-    def __init__(self, apply_to: str = "critic", generator: torch.Generator | None = None):
+    def __init__(self, apply_to: Literal[APPLY_TO] = "critic", generator: torch.Generator | None = None):
         super().__init__(apply_to)
         self.gen = generator
 
@@ -92,7 +95,7 @@ class PCGradScheme(_GradientScheme):
 class CAGradScheme(_GradientScheme):
     name = "cagrad"
 
-    def __init__(self, apply_to: str = "critic", c: float = 0.4):
+    def __init__(self, apply_to: Literal[APPLY_TO] = "critic", c: NonNegFloat = 0.4):
         super().__init__(apply_to)
         self.c = c
 
@@ -112,10 +115,10 @@ class FAMOScheme(MeanScheme):
         self,
         n_tasks: int,
         device: torch.device,
-        gamma: float = 1e-3,
-        w_lr: float = 1e-3,
-        eps: float = 1e-2,
-        apply_to: str = "critic",
+        gamma: NonNegFloat = 1e-3,
+        w_lr: PosFloat = 1e-3,
+        eps: PosFloat = 1e-2,
+        apply_to: Literal["critic", "actor"] = "critic",
     ):
         if apply_to not in ("critic", "actor"):
             raise ValueError(f"FAMO's apply_to must be 'critic' or 'actor', got {apply_to!r}")

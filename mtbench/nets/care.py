@@ -16,6 +16,7 @@ from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.mlp import mlp
 from mtbench.nets.moore import xavier_init
 from mtbench.nets.multihead import TaskHeads
+from mtbench.validation import PosFloat, PosInt
 
 DEFAULT_METADATA = Path(__file__).parent / "metadata" / "metaworld_minilm.json"
 
@@ -119,12 +120,12 @@ class CAREActorCritic(SeparateActorCritic):
         *,
         task_names: list[str],
         metadata: str | None = None,
-        units: tuple[int, ...] = (400, 400, 400),
-        n_experts: int = 6,
-        encoder_units: tuple[int, ...] = (50, 50),
-        temperature: float = 1.0,
-        attention_units: tuple[int, ...] = (50, 50),
-        context_units: tuple[int, ...] = (50, 50),
+        units: tuple[PosInt, ...] = (400, 400, 400),
+        n_experts: PosInt = 6,
+        encoder_units: tuple[PosInt, ...] = (50, 50),
+        temperature: PosFloat = 1.0,
+        attention_units: tuple[PosInt, ...] = (50, 50),
+        context_units: tuple[PosInt, ...] = (50, 50),
         init_log_std: float = 0.0,
         multihead: bool = False,
     ):

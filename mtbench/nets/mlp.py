@@ -3,10 +3,15 @@ a Gaussian policy with a state-independent learnable log-std (MTBench's rl_games
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from mtbench.validation import PosInt
+
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
 
 
 def mlp(in_dim: int, units: list[int], out_dim: int | None, activation: str = "elu") -> nn.Sequential:
@@ -30,9 +35,9 @@ class ActorCritic(nn.Module):
         obs_dim: int,
         action_dim: int,
         n_tasks: int,
-        actor_units: tuple[int, ...] = (256, 128, 64),
-        critic_units: tuple[int, ...] = (256, 128, 64),
-        activation: str = "elu",
+        actor_units: tuple[PosInt, ...] = (256, 128, 64),
+        critic_units: tuple[PosInt, ...] = (256, 128, 64),
+        activation: Literal[ACTIVATION_NAMES] = "elu",
         init_log_std: float = 0.0,
     ):
         super().__init__()

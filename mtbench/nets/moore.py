@@ -5,6 +5,7 @@ do not, then mixed by task-specific weights. Separate actor and critic, one shar
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from torch import nn
 from mtbench.nets.actor_critic import SeparateActorCritic
 from mtbench.nets.experts import ExpertMLP
 from mtbench.nets.multihead import TaskHeads
+from mtbench.validation import PosInt
 
 AGG_ACTIVATIONS = ("tanh", "linear")
 """After the task-weighted sum of the experts: MTBench Table 3 (Meta-World) tanh, Table 7 (parkour) none."""
@@ -60,7 +62,7 @@ class MOOREBody(nn.Module):
         hidden_dim: int,
         task_encoder_units: tuple[int, ...],
         multihead: bool,
-        agg_activation: str = "tanh",
+        agg_activation: Literal[AGG_ACTIVATIONS] = "tanh",
     ):
         super().__init__()
         if agg_activation not in AGG_ACTIVATIONS:
@@ -107,13 +109,13 @@ class MOOREActorCritic(SeparateActorCritic):
         action_dim: int,
         n_tasks: int,
         *,
-        n_experts: int | None = None,
-        num_layers: int = 3,
-        hidden_dim: int = 400,
-        task_encoder_units: tuple[int, ...] = (256,),
+        n_experts: PosInt | None = None,
+        num_layers: PosInt = 3,
+        hidden_dim: PosInt = 400,
+        task_encoder_units: tuple[PosInt, ...] = (256,),
         init_log_std: float = 0.0,
         multihead: bool = False,
-        agg_activation: str = "tanh",
+        agg_activation: Literal[AGG_ACTIVATIONS] = "tanh",
     ):
         super().__init__()
         if n_experts is None:

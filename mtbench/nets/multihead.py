@@ -4,11 +4,13 @@ one-hot, with a per-task linear head on each, chosen by the sample's task index;
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
 
-from mtbench.nets.mlp import mlp
+from mtbench.nets.mlp import ACTIVATION_NAMES, mlp
+from mtbench.validation import PosInt
 
 
 class TaskHeads(nn.Module):
@@ -31,9 +33,9 @@ class MultiHeadActorCritic(nn.Module):
         obs_dim: int,
         action_dim: int,
         n_tasks: int,
-        actor_units: tuple[int, ...] = (256, 128, 64),
-        critic_units: tuple[int, ...] = (256, 128, 64),
-        activation: str = "elu",
+        actor_units: tuple[PosInt, ...] = (256, 128, 64),
+        critic_units: tuple[PosInt, ...] = (256, 128, 64),
+        activation: Literal[ACTIVATION_NAMES] = "elu",
         init_log_std: float = 0.0,
     ):
         super().__init__()

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtbench.validation import PosFloat, PosInt
+
 
 class CompositionalLinear(nn.Module):
     """K linear layers mixed per sample: y = Σ_k w_k (x V_k + b_k) = x (Σ_k w_k V_k) + Σ_k w_k b_k.
@@ -63,10 +65,10 @@ class PaCoActorCritic(nn.Module):
         action_dim: int,
         n_tasks: int,
         *,
-        K: int | None = None,
-        D: int = 400,
-        num_layers: int = 3,
-        loss_threshold: float | None = 100.0,
+        K: PosInt | None = None,
+        D: PosInt = 400,
+        num_layers: PosInt = 3,
+        loss_threshold: PosFloat | None = 100.0,
         init_log_std: float = 0.0,
     ):
         super().__init__()

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from mtbench.nets.actor_critic import SeparateActorCritic
 from mtbench.nets.experts import ExpertLinear
 from mtbench.nets.mlp import mlp
+from mtbench.validation import PosInt
 
 
 class SoftModularNet(nn.Module):
@@ -91,11 +92,11 @@ class SoftModularActorCritic(SeparateActorCritic):
         action_dim: int,
         n_tasks: int,
         *,
-        num_experts: int = 2,
-        num_layers: int = 4,
-        D: int = 256,
-        state_units: tuple[int, ...] = (256, 256),
-        task_units: tuple[int, ...] = (256,),
+        num_experts: PosInt = 2,
+        num_layers: PosInt = 4,
+        D: PosInt = 256,
+        state_units: tuple[PosInt, ...] = (256, 256),
+        task_units: tuple[PosInt, ...] = (256,),
         init_log_std: float = 0.0,
     ):
         super().__init__()

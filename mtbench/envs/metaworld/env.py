@@ -9,10 +9,11 @@ live on `device`; on CUDA nothing here waits for the GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from mtbench.envs.core import MultiTaskVecEnv, View
+from mtbench.envs.core import BACKENDS, MultiTaskVecEnv, View
 from mtbench.envs.metaworld.goals import N_GOALS, metaworld_goals, sample_uniform
 from mtbench.envs.metaworld.registry import METAWORLD_NAMES, resolve, task_class
 from mtbench.envs.metaworld.scene import FRAME_SKIP
@@ -20,6 +21,7 @@ from mtbench.envs.metaworld.task import MetaWorldTask, TaskState
 from mtbench.sim import SceneBlock, make_block
 from mtbench.sim.cpu import default_threads
 from mtbench.sim.queue import StepQueue, thread_layout
+from mtbench.validation import PosFloat, PosInt, check_values
 
 ACTION_SCALE = 0.01  # metres of mocap motion per unit action, as Meta-World
 GOAL_MODES = ("rand", "fixed", "metaworld")
@@ -56,25 +58,24 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
     def __init__(
         self,
         task: str | int | list = "mt10",
-        num_envs: int | None = None,
-        task_counts: list[int] | None = None,
+        num_envs: PosInt | None = None,
+        task_counts: list[int] | None = None,  # positive, one per task: checked with the task list
         device: str | torch.device | None = None,
-        backend: str = "auto",
+        backend: Literal[BACKENDS] = "auto",
         seed: int = 0,
-        episode_length: int = 150,
-        goal_mode: str = "rand",
-        reward_scale: float = 1.0,
+        episode_length: PosInt = 150,
+        goal_mode: Literal[GOAL_MODES] = "rand",
+        reward_scale: PosFloat = 1.0,
         terminate_on_success: bool = False,
         random_init_progress: bool = False,
         check_actions: bool = True,
-        nthread: int | None = None,
+        nthread: PosInt | None = None,
     ):
         # every check before any physics is built
+        check_values({k: v for k, v in locals().items() if k != "self"}, MetaWorldVecEnv.__init__)
         task_ids = resolve(task)
         for tid in task_ids:
             task_class(tid)
-        if goal_mode not in GOAL_MODES:
-            raise ValueError(f"unknown goal_mode {goal_mode!r}; choose one of {GOAL_MODES}")
         names = [METAWORLD_NAMES[t] for t in task_ids]
         super().__init__(task_ids, names, num_envs, task_counts, device, backend, seed, episode_length,
                          random_init_progress, check_actions)  # fmt: skip

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
-from mtbench.envs.core import MultiTaskVecEnv, View, torch_single_threaded
+from mtbench.envs.core import BACKENDS, MultiTaskVecEnv, View, torch_single_threaded
 from mtbench.envs.parkour import observations as O
 from mtbench.envs.parkour import rewards as W
 from mtbench.envs.parkour import robot as R
@@ -44,6 +45,7 @@ from mtbench.envs.parkour.scene import PD_FIELDS, PD_MODES, PER_WORLD, ParkourSc
 from mtbench.envs.parkour.settings import MAX_INIT_LEVEL, resolve, terrain_id
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
 from mtbench.sim import SceneBlock, make_block
+from mtbench.validation import PosFloat, PosInt, UnitFloat, check_values
 
 ACTION_CLIP = 5.0
 """Actions are clipped to +-ACTION_CLIP / action_scale (upstream clip_actions)."""
@@ -124,40 +126,35 @@ class ParkourVecEnv(MultiTaskVecEnv):
     def __init__(
         self,
         task: str | int | list = "parkour_hard",
-        num_envs: int | None = None,
+        num_envs: PosInt | None = None,
         device: str | torch.device | None = None,
-        backend: str = "auto",
+        backend: Literal[BACKENDS] = "auto",
         seed: int = 0,
-        task_counts: list[int] | None = None,
+        task_counts: list[int] | None = None,  # positive, one per task: checked with the task list
         setting: str | None = None,
-        episode_length: int = 2000,
+        episode_length: PosInt = 2000,
         random_init_progress: bool = True,
         domain_rand: bool = True,
         push_robots: bool | None = None,
         curriculum: bool | None = None,
-        action_scale: float = 1.0,
-        nthread: int | None = None,
+        action_scale: PosFloat = 1.0,
+        nthread: PosInt | None = None,
         terrain_seed: int = 0,
-        difficulties: list[float] | None = None,
+        difficulties: list[UnitFloat] | None = None,
         dof_reset_range: tuple[float, float] = DOF_RESET_RANGE,
         check_actions: bool = True,
-        pd: str = "engine",
-        onehot: str = "tasks",
+        pd: Literal[PD_MODES] = "engine",
+        onehot: Literal[ONEHOT_MODES] = "tasks",
     ):
         # every check before any physics is built
+        check_values({k: v for k, v in locals().items() if k != "self"}, ParkourVecEnv.__init__)
         self.setting, task_ids = resolve(task, setting)
-        if not action_scale > 0:
-            raise ValueError(f"action_scale must be > 0, got {action_scale}")
         lo, hi = (float(v) for v in dof_reset_range)
         if lo > hi:
             raise ValueError(f"dof_reset_range {dof_reset_range} must be (low, high) with low <= high")
         diffs = tuple(self.setting.difficulties if difficulties is None else (float(d) for d in difficulties))
         if not diffs or any(not 0.0 <= d <= 1.0 for d in diffs):
             raise ValueError(f"difficulties {diffs} must be a non-empty list of values in [0, 1], one per row")
-        if pd not in PD_MODES:
-            raise ValueError(f"unknown pd {pd!r}; choose one of {PD_MODES}")
-        if onehot not in ONEHOT_MODES:
-            raise ValueError(f"unknown onehot {onehot!r}; choose one of {ONEHOT_MODES}")
         names = [TERRAIN_NAMES[t] for t in task_ids]
         super().__init__(task_ids, names, num_envs, task_counts, device, backend, seed, episode_length,
                          random_init_progress, check_actions)  # fmt: skip
