@@ -19,8 +19,9 @@ import torch
 import mtbench
 from mtbench.envs.metaworld.env import ACTION_SCALE
 from mtbench.envs.metaworld.scene import FRAME_SKIP
+from mtbench.errors import UserError
 from mtbench.overrides import as_list, one_or_list_of, parse_overrides
-from mtbench.validation import PosInt, UserError
+from mtbench.validation import PosInt
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 

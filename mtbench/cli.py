@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
+from mtbench.errors import UserError, run_command
 from mtbench.overrides import parse_overrides, parse_value
-from mtbench.validation import NonNegFloat, PosInt, UserError, run_command
+from mtbench.validation import NonNegFloat, PosInt
 
 USAGE = """usage:
   mtbench train [task=mt10] [num_envs=...] [seed=42] [max_iterations=...] [experiment=...] [checkpoint=...]
@@ -76,14 +77,14 @@ def _checkpoint_policy(path: str, env):
     """The deterministic policy of a training checkpoint (policy=runs/<experiment>/checkpoints/best.pt)."""
     from pathlib import Path
 
-    import torch
     from omegaconf import OmegaConf
 
+    from mtbench.checkpoint import load_checkpoint_file
     from mtbench.train import build_algorithm
 
     if not Path(path).is_file():
         raise UserError(f"policy must be zero, random or a checkpoint file; {path!r} is none of them")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(path, "policy")
     cfg = OmegaConf.create(ckpt["config"])
     if ckpt["obs_dim"] != env.obs_dim or list(ckpt["task_ids"]) != list(env.task_ids):
         raise UserError(f"checkpoint {path} was trained on {ckpt['task_names']} (obs {ckpt['obs_dim']}); "
@@ -91,8 +92,8 @@ def _checkpoint_policy(path: str, env):
     cfg.rl_device = "cpu"
     agent = build_algorithm(cfg, env.obs_dim, env.action_dim)
     agent.load_state_dict(ckpt["agent"], weights_only=True)
-    task = env.task_index
-    return lambda e: agent.policy(e.obs, task)
+    task = env.task_index.cpu()  # the agent runs on the CPU; the env may not
+    return lambda e: agent.policy(e.obs.cpu(), task).to(e.device)
 
 
 def play(args: list[str]) -> None:

@@ -3,6 +3,7 @@ machine or the task set resolved and every inconsistency rejected before a singl
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,9 @@ from mtbench.envs.core import BACKENDS, even_counts, resolve_device
 from mtbench.envs.metaworld.registry import BENCHMARKS
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
 from mtbench.envs.suites import SUITES, Suite, suite_of
-from mtbench.validation import NonNegInt, PosFloat, PosInt, UserError, check_values
+from mtbench.errors import UserError
+from mtbench.overrides import parse_value
+from mtbench.validation import NonNegInt, PosFloat, PosInt, check_values
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -53,6 +56,21 @@ PROFILE_RUN_KEYS = ("num_envs", "max_iterations", "max_minutes")
 
 class ConfigError(UserError, ValueError):
     """A configuration that cannot run; the message says what to change."""
+
+
+RESUME_KEYS = (
+    "checkpoint", "max_iterations", "max_minutes", "experiment", "runs_dir", "save_frequency", "save_buffer",
+    "progress", "headless", "eval", "wandb_activate", "wandb_group", "wandb_name", "wandb_entity", "wandb_project",
+    "env.nconmax", "env.njmax", "parkour.nconmax", "parkour.njmax",
+)  # fmt: skip
+"""Keys `checkpoint=` may change when resuming (with a section name, any key under it): how long the run goes on,
+where and how it reports, how it is evaluated; plus each learner's `resumable_settings`. Everything else is
+the saved run's: a resumed run is the run it was, and `pretrained=` starts a new one from its weights."""
+TEST_KEYS = ("test", "record_videos", "sim_device", "rl_device", "backend", "num_envs", "task_counts", "env", "parkour")
+"""Keys `test=True checkpoint=...` may change besides RESUME_KEYS: evaluation builds its own env and loads only the
+weights, so it may run on another device or engine, or with other env options (the observation size is checked)."""
+GROUPS = ("train", "network", "scheme")
+"""Config groups: `network=moore` names a section, compared with the saved run by its `name`."""
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -98,6 +116,59 @@ def compose(overrides: list[str]) -> DictConfig:
             options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
             msg = f"unknown {group} {name!r}; available: {', '.join(options)}"
         raise ConfigError(f"{msg}\nSee `mtbench train --help` and mtbench/conf/config.yaml for all keys.") from e
+
+
+def load_config(overrides: list[str]) -> DictConfig:
+    """The resolved config of `mtbench train overrides`. With `checkpoint=`, the saved run's own config, with only
+    the keys of RESUME_KEYS (and TEST_KEYS under `test=True`) taken from `overrides`; any other key given with a
+    value the run did not have is refused, naming each such key."""
+    given = [o for o in overrides if o.split("=", 1)[0] == "checkpoint"]
+    path = parse_value(given[-1])[1] if given else None
+    if path is None:
+        return resolve_config(compose(overrides))
+    from mtbench.checkpoint import load_checkpoint_file
+
+    saved = OmegaConf.create(load_checkpoint_file(path)["config"])
+    keys = [o.split("=", 1)[0].lstrip("~") for o in overrides if "=" in o]
+    # the saved run's groups first, so that its own keys (train.sac.batch_size) are valid overrides
+    composed = compose([f"{g}={saved[g].name}" for g in GROUPS if g not in keys] + list(overrides))
+    test = bool(composed.test)
+    allowed = RESUME_KEYS + (TEST_KEYS if test else ())
+    resumable = _learner(saved.train.algo).resumable_settings
+    differ = []
+    for key in keys:
+        at = f"{key}.name" if key in GROUPS else key
+        _, _, rest = key.partition(".")
+        if any(key == a or key.startswith(f"{a}.") for a in allowed) or (
+            rest.partition(".")[0] == saved.train.algo and rest.partition(".")[2] in resumable
+        ):
+            OmegaConf.update(saved, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+            continue
+        new, old = OmegaConf.select(composed, at), OmegaConf.select(saved, at, default="(absent)")
+        if new != old and not (isinstance(old, str) and str(new) == old):  # experiment=2024 is the string '2024'
+            differ.append(f"{key} (run: {old}, given: {new})")
+    if differ:
+        raise ConfigError(
+            f"checkpoint={path} resumes its run as it was configured, but {'; '.join(differ)}. Drop these, or start "
+            f"a new run from its weights with pretrained={path} (mtbench train --help lists what a resume may change)"
+        )
+    for key, value in composed.items():  # keys added to config.yaml since the run was saved
+        if key not in saved:
+            saved[key] = value
+    if not test and "experiment" not in keys:
+        saved.experiment = None  # continue in the checkpoint's own run directory (resolve_config)
+    if "num_envs" in keys and "task_counts" not in keys:
+        saved.task_counts = None  # spread the new number over the tasks
+    saved.pretrained = None  # the saved weights supersede the ones the run started from
+    return resolve_config(saved)
+
+
+def _learner(algo: str) -> type:
+    from mtbench.algos import ALGORITHMS
+
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"train.algo={algo!r} is not an algorithm; available: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[algo]
 
 
 def cfg_keys(path: str, groups: list[str] | None = None) -> list[str]:
@@ -181,7 +252,8 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         if cfg.save_frequency < 1:
             raise ConfigError(f"save_frequency={cfg.save_frequency} must be >= 1 (iterations between checkpoints)")
         if cfg.max_iterations is None:
-            cfg.max_iterations = int(profile.max_iterations)
+            setting = suite.setting_of(task, cfg[suite.options_key].get("setting"))
+            cfg.max_iterations = _profile_iterations(profile, setting)
         if cfg.max_minutes is None and "max_minutes" in profile:
             cfg.max_minutes = profile.max_minutes
         if cfg.pretrained is not None and cfg.checkpoint is not None:
@@ -198,6 +270,8 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
             cfg.experiment = f"{label}_{method}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
         if cfg.test and cfg.checkpoint is None:
             raise ConfigError("test=True needs checkpoint=runs/<experiment>/checkpoints/best.pt (or latest.pt)")
+        if cfg.wandb_activate and importlib.util.find_spec("wandb") is None:
+            raise ConfigError("wandb_activate=True needs Weights & Biases: pip install wandb (or wandb_activate=false)")
         if cfg.record_videos and not cfg.test:
             raise ConfigError("record_videos=True is part of the test mode: add test=True checkpoint=...")
     return cfg
@@ -223,7 +297,8 @@ def check_sections(cfg: DictConfig) -> None:
         for suite in SUITES.values():
             check_values(section(plain, suite.options_key), suite.env_class, f"{suite.options_key}.")
         net = section(plain, "network")
-        if net.get("name") in NETWORKS:  # the by_* tables fill the same keys: their entries meet the same hints
+        # the by_* tables fill the same keys: their entries meet the same hints
+        if isinstance(net.get("name"), str) and net["name"] in NETWORKS:
             hints = NETWORKS[net["name"]]
             check_values(net, hints, "network.")
             for table in ("by_suite", "by_algo"):
@@ -235,7 +310,7 @@ def check_sections(cfg: DictConfig) -> None:
                 for value in column:
                     check_values({key: value} if value is not None else {}, hints, "network.by_task_set.")
         scheme = section(plain, "scheme")
-        if scheme.get("name") in SCHEMES:
+        if isinstance(scheme.get("name"), str) and scheme["name"] in SCHEMES:
             check_values(scheme, SCHEMES[scheme["name"]], "scheme.")
     except ValueError as e:
         raise ConfigError(str(e)) from e
@@ -251,10 +326,24 @@ def _resolve_env(cfg: DictConfig, suite: Suite) -> None:
     for key, value in wanted.items():
         if cfg.env[key] is None:
             cfg.env[key] = value
-    missing = [k for k, v in cfg.env.items() if v is None]
+    missing = [k for k, v in cfg.env.items() if v is None and k not in ("nconmax", "njmax")]  # null: per-scene size
     if missing and suite.options_key == "env":
         key = missing[0]
         raise ConfigError(f"env.{key} is null and train={cfg.train.name} does not set it; give env.{key}=...")
+
+
+def _profile_iterations(profile: DictConfig, setting: str | None) -> int:
+    """The profile's `max_iterations`: a number, or a table by the suite's setting (train/ppo_go1.yaml's GPU profile:
+    the paper's iterations per parkour setting)."""
+    value = profile.max_iterations
+    if not isinstance(value, DictConfig):
+        return int(value)
+    if setting not in value:
+        raise ConfigError(
+            f"the train config sets max_iterations per setting ({', '.join(value)}), not for {setting}; "
+            "give max_iterations=..."
+        )
+    return int(value[setting])
 
 
 def _resolve_algorithm(cfg: DictConfig, profile: DictConfig, suite: Suite) -> None:

@@ -54,6 +54,7 @@ def run_episodes(
         finished |= new
         if bool(finished.all()):
             break
+    env.check_sim()  # one host sync: episodes with dropped contacts (MuJoCo Warp) are not results
     succ, ret, length = succ.cpu().numpy(), ret.cpu().numpy(), length.cpu().numpy()
     extra_np = {k: v.cpu().numpy() for k, v in extra.items()}
     out = []

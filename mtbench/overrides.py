@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from mtbench.validation import UserError, check_values
+from mtbench.errors import UserError
+from mtbench.validation import check_values
 
 HINTS_BY_DEFAULT = {bool: bool, int: int, float: float, str: str}
 

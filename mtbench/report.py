@@ -15,7 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from mtbench.config import run_label
-from mtbench.validation import UserError
+from mtbench.errors import UserError
 
 BOOTSTRAP_REPS = 2000
 

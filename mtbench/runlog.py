@@ -1,23 +1,16 @@
 """A run directory and what goes into it: resolved config, metrics (JSONL, CSV, TensorBoard, optionally
-W&B), checkpoints written atomically so that a crash never leaves a half-written file."""
+W&B), checkpoints (`mtbench.checkpoint`: durable, atomic)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, then rename over `path` (atomic on POSIX)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from mtbench.checkpoint import save_checkpoint
 
 
 def _jsonable(v: float) -> float | None:
@@ -72,7 +65,7 @@ class RunLog:
 
     def save(self, state: dict, name: str) -> Path:
         path = self.ckpt_dir / name
-        atomic_save(state, path)
+        save_checkpoint(state, path)
         return path
 
     def close(self) -> None:

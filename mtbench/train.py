@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import mtbench
-from mtbench.algos import Algorithm, make_algorithm
-from mtbench.config import ConfigError, compose, resolve_config
+from mtbench.algos import ALGORITHMS, Algorithm, make_algorithm
+from mtbench.checkpoint import load_checkpoint_file
+from mtbench.config import RESUME_KEYS, TEST_KEYS, ConfigError, compose, load_config
 from mtbench.envs.core import torch_single_threaded
 from mtbench.envs.suites import suite_of
+from mtbench.errors import RunStopped, run_command
 from mtbench.eval import TaskResult, format_table, run_episodes
 from mtbench.runlog import RunLog
-from mtbench.validation import run_command
+from mtbench.sim.capacity import SimOverflowError
 
 SMOOTH = 10  # iterations over which "recent success" (progress bar, best checkpoint) is averaged
 
@@ -98,9 +101,7 @@ def build_algorithm(cfg: DictConfig, obs_dim: int, action_dim: int) -> Algorithm
 def load_checkpoint(cfg: DictConfig) -> dict:
     """Read and check a checkpoint against this config before anything is built."""
     path = Path(cfg.checkpoint)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(path)
     if list(ckpt["task_ids"]) != list(cfg.task_ids):
         raise ConfigError(
             f"checkpoint {path} was trained on tasks {ckpt['task_names']}, this run has {list(cfg.task_names)}; "
@@ -121,13 +122,11 @@ def load_checkpoint(cfg: DictConfig) -> dict:
     return ckpt
 
 
-def load_pretrained(agent: Algorithm, path: Path) -> None:
+def load_pretrained(agent: Algorithm, path: Path, src: dict) -> None:
     """Start from a checkpoint's network weights wherever names and shapes match (upstream's strict=False
     loading, e.g. a Go1 policy pre-trained on parkour_flat fine-tuned on the 21 terrain types); the
     optimiser, normalisers and everything else start fresh. Prints what was taken and what was not."""
-    if not path.is_file():
-        raise ConfigError(f"pretrained={path} does not exist")
-    src = torch.load(path, map_location="cpu", weights_only=False)["agent"]["net"]
+    src = src["agent"]["net"]
     own = agent.net.state_dict()
     taken = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     if not taken:
@@ -168,6 +167,7 @@ class Runner:
 
     def __init__(self, cfg: DictConfig, ckpt: dict | None = None):
         self.cfg = cfg
+        pretrained = load_checkpoint_file(cfg.pretrained, "pretrained") if cfg.pretrained is not None else None
         self.env = build_env(cfg)
         self.algo = build_algorithm(cfg, self.env.obs_dim, self.env.action_dim)
         self.device = self.algo.device
@@ -177,8 +177,8 @@ class Runner:
         self.iteration_count, self.frames, self.elapsed, self.best = 0, 0, 0.0, -1.0
         self.recent: list[float] = []
         self.obs = self.env.reset()
-        if cfg.pretrained is not None:
-            load_pretrained(self.algo, Path(cfg.pretrained))
+        if pretrained is not None:
+            load_pretrained(self.algo, Path(cfg.pretrained), pretrained)
         if ckpt is not None:
             self.algo.load_state_dict(ckpt["agent"])
             self.env.load_state_dict(ckpt["env"])
@@ -219,6 +219,7 @@ class Runner:
         t1 = time.perf_counter()
         metrics = algo.update()
         ep = self.stats.pop()
+        env.check_sim()  # MuJoCo Warp's dropped contacts: one host sync per iteration, never per step
         _sync(dev)
         return metrics, ep, t1 - t0, time.perf_counter() - t1
 
@@ -255,14 +256,17 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     t_start = time.perf_counter() - runner.elapsed
     for iteration in range(start_iter + 1, cfg.max_iterations + 1):
         algo.set_progress(runner.progress())
-        metrics, ep, t_act, t_update = runner.iteration()
+        try:
+            metrics, ep, t_act, t_update = runner.iteration()
+        except SimOverflowError as e:
+            raise SimOverflowError(f"{e}. The last checkpoints, from before it, are in {log.ckpt_dir}") from None
         runner.iteration_count = iteration
         runner.frames += runner.batch
         runner.elapsed = elapsed = time.perf_counter() - t_start
         row = _row(iteration, runner.frames, elapsed, runner.batch, t_act, t_update, metrics, ep, names)
         log.log(row)
         if algo.learning and not all(math.isfinite(row[k]) for k in algo.health):
-            raise RuntimeError(
+            raise RunStopped(
                 f"training diverged at iteration {iteration} (non-finite {', '.join(algo.health)}); the last good "
                 f"checkpoints are in {log.ckpt_dir}. {algo.diverged_hint}"
             )
@@ -347,10 +351,23 @@ def test(cfg: DictConfig) -> list[TaskResult]:
 
 
 def run(overrides: list[str]) -> list[TaskResult]:
-    cfg = resolve_config(compose(overrides))
+    cfg = load_config(overrides)
     if cfg.test:
         return test(cfg)
     return train(cfg)
+
+
+def resume_help() -> str:
+    """What `checkpoint=` may change, for `--help`."""
+    learners = "; ".join(f"train.{a}.{{{','.join(c.resumable_settings)}}}" for a, c in ALGORITHMS.items())
+    text = (
+        "Resuming: checkpoint=runs/<experiment>/checkpoints/latest.pt alone continues that run with its saved "
+        f"config. Only these keys may change on resume (a section covers its keys): {', '.join(RESUME_KEYS)}; and "
+        f"the learner's resumable settings: {learners}. With test=True also: {', '.join(TEST_KEYS)}. Any other key "
+        "given with another value is refused; pretrained=<checkpoint> starts a new run from a checkpoint's "
+        "weights with any settings."
+    )
+    return textwrap.fill(text, 110, break_on_hyphens=False)
 
 
 def run_or_help(argv: list[str]) -> None:
@@ -359,6 +376,7 @@ def run_or_help(argv: list[str]) -> None:
         print(__doc__)
         print("Keys (key=value, as upstream MTBench):")
         print(OmegaConf.to_yaml(compose([])))
+        print(resume_help())
         return
     run(argv)
 

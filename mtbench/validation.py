@@ -10,25 +10,10 @@ numbers (`True` is not 1).
 from __future__ import annotations
 
 import math
-import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for: the command line ends with this one-line message and exit status 2,
-    no traceback (`run_command`)."""
-
-
-def run_command(name: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run subcommand `name`; a UserError ends the process with its message on stderr and exit status 2."""
-    try:
-        return fn(*args)
-    except UserError as e:
-        print(f"mtbench {name}: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)

@@ -21,4 +21,6 @@ def test_bench_sac_against_ppo(capsys):
     bench.main(["sac", "repeats=1", "networks=mlp", "sac_batch=32", "ppo_minibatch=320"])
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mlp |")][0]
     sac, ppo, ratio = (float(x) for x in row.strip("|").split("|")[1:])
-    assert sac > 0 and ppo > 0 and ratio == pytest.approx(sac / ppo, rel=0.02)
+    # the table prints 3 decimals: the ratio of the printed times is only as exact as their rounding (+-0.0005 each)
+    lo, hi = (sac - 5e-4) / (ppo + 5e-4), (sac + 5e-4) / (ppo - 5e-4)
+    assert sac > 0 and ppo > 0 and lo - 0.01 <= ratio <= hi + 0.01

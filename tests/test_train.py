@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mtbench.config import ConfigError, compose, resolve_config
+from mtbench.errors import UserError
 from mtbench.train import run
 
 SMALL = ["task_id=[reach-v3,push-v3]", "num_envs=8", "train.ppo.horizon=8", "train.ppo.minibatch_size=16",
@@ -76,9 +77,9 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_checkpoint_for_other_tasks_is_rejected_before_training(tmp_path):
     run(SMALL + [f"runs_dir={tmp_path}", "experiment=a", "max_iterations=1"])
     ckpt = f"{tmp_path}/a/checkpoints/latest.pt"
-    with pytest.raises(ConfigError, match="trained on tasks"):
+    with pytest.raises(ConfigError, match=r"task_id \(run: \['reach-v3', 'push-v3'\], given: \['reach-v3', 'pick"):
         run(SMALL[1:] + ["task_id=[reach-v3,pick-place-v3]", f"runs_dir={tmp_path}", f"checkpoint={ckpt}", "test=True"])
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         run(SMALL + [f"checkpoint={tmp_path}/nope.pt", "test=True"])
 
 
@@ -166,7 +167,7 @@ def test_networks_train_from_the_command_line(tmp_path, network):
     ckpt = torch.load(tmp_path / "n" / "checkpoints" / "latest.pt", weights_only=False)
     assert ckpt["network"]["name"] == network.removesuffix("_mh")
     assert all(torch.isfinite(v).all() for v in ckpt["agent"]["net"].values())
-    with pytest.raises(ConfigError, match="differs from network"):  # resuming with another network
+    with pytest.raises(ConfigError, match=r"network \(run: \w+, given: mlp\).*pretrained="):  # another network
         run(SMALL + [f"checkpoint={tmp_path}/n/checkpoints/latest.pt", "network=mlp"])
 
 

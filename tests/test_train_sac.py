@@ -56,7 +56,7 @@ def test_stopped_and_resumed_sac_run_with_its_buffer_equals_uninterrupted_run(tm
     torch.testing.assert_close(a["agent"]["log_alpha"], b["agent"]["log_alpha"], rtol=0, atol=0)
 
 
-def test_sac_resume_without_buffer_refills_and_a_ppo_checkpoint_is_refused(tmp_path):
+def test_sac_resume_without_buffer_refills_and_test_mode_keeps_the_learner(tmp_path):
     base = SMALL + ["network.actor_units=[16]", "network.critic_units=[16]", f"runs_dir={tmp_path}"]
     run(base + ["experiment=s", "max_iterations=2"])
     ckpt = _latest(tmp_path / "s")
@@ -68,9 +68,16 @@ def test_sac_resume_without_buffer_refills_and_a_ppo_checkpoint_is_refused(tmp_p
     assert after["iteration"] == 4 and after["agent"]["updates"] == ckpt["agent"]["updates"] + 2
     rows = [json.loads(line) for line in open(tmp_path / "s" / "metrics.jsonl")]
     assert rows[2]["loss/critic"] is None and rows[3]["loss/critic"] is not None
-    with pytest.raises(ConfigError, match="train.algo=sac, this run has ppo"):
-        run(["task_id=[reach-v3,push-v3]", "num_envs=8", "sim_device=cpu", "progress=false",
-             f"checkpoint={tmp_path}/s/checkpoints/latest.pt", "test=True"])  # fmt: skip
+    # the checkpoint alone is evaluated as the SAC run it is; asking for another learner is refused
+    alone = [
+        f"checkpoint={tmp_path}/s/checkpoints/latest.pt",
+        "test=True",
+        "progress=false",
+        "eval.episodes_per_task=1",
+    ]
+    assert [r.name for r in run(alone)] == ["reach-v3", "push-v3"]
+    with pytest.raises(ConfigError, match=r"train \(run: sac, given: ppo\)"):
+        run(alone + ["train=ppo"])
 
 
 def test_sac_test_mode_evaluates_a_checkpoint(tmp_path):

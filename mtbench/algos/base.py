@@ -50,6 +50,10 @@ class Algorithm(ABC):
     settings_class: ClassVar[type]
     """The dataclass of `train.<name>`: its fields' type hints are the settings' types and ranges, checked before
     anything is built (`settings_from_dict`)."""
+    resumable_settings: ClassVar[tuple[str, ...]] = ()
+    """Settings `checkpoint=` may change when resuming: those that shape how the next updates are taken (epochs,
+    minibatches, clipping), never what the saved state means (sizes, learning rates, which live on in the
+    optimiser's state, normalisers, discounts)."""
     health: ClassVar[tuple[str, ...]] = ()
     """Metric keys that must stay finite; the runner stops a diverged run with `diverged_hint`."""
     diverged_hint: ClassVar[str] = ""

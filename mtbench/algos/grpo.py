@@ -106,6 +106,7 @@ class GRPO(Algorithm):
 
     name = "grpo"
     settings_class = GRPOConfig
+    resumable_settings = ("mini_epochs", "minibatch_size", "entropy_coef", "max_grad_norm")
     scheme_part: ClassVar[str] = "actor"
     health = ("loss/surrogate", "std")
     diverged_hint = "Try a lower train.grpo.lr."

@@ -119,6 +119,7 @@ class PPO(Algorithm):
 
     name = "ppo"
     settings_class = PPOConfig
+    resumable_settings = ("mini_epochs", "minibatch_size", "entropy_coef", "max_grad_norm", "log_grad_conflict")
     health = ("loss/surrogate", "loss/value", "std")
     diverged_hint = "Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
 
@@ -230,7 +231,7 @@ class PPO(Algorithm):
         # a time-out is not a failure: bootstrap with the value of the episode's final observation
         final_value = self.value(info["final_obs"].to(dev), buf.task)
         buf.rewards[t] = reward + self.cfg.gamma * final_value * truncated
-        buf.dones[t] = (terminated.to(dev) | truncated)
+        buf.dones[t] = terminated.to(dev) | truncated
         self.t = t + 1
         if self.t == self.cfg.horizon:  # the rollout is full: the value to bootstrap its last step from
             self.last_value = self.value(next_obs.to(dev), buf.task)

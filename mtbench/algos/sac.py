@@ -80,6 +80,7 @@ class SAC(Algorithm):
 
     name = "sac"
     settings_class = SACConfig
+    resumable_settings = ("batch_size", "gradient_steps_per_itr", "grad_norm")
     health = ("loss/critic", "loss/actor")
     diverged_hint = "Try lower train.sac.critic_lr / actor_lr or a smaller train.sac.critic_tau."
 

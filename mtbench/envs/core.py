@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mtbench.sim.base import SceneBlock
+from mtbench.sim.capacity import check_overflow
 from mtbench.sim.queue import StepQueue
 
 BACKENDS = ("auto", "cpu", "warp")
@@ -153,16 +154,28 @@ class MultiTaskVecEnv(ABC):
     position, env_task_id (N,) task id, task_index (N,) task rank (what learners index per-task state by), onehot,
     obs, obs_dim, action_dim, device, backend, gen (the env's RNG), seed, episode_length, random_init_progress,
     check_actions, ep_return, ep_length, physics_resets, blocks (one `Block` per task).
+
+    Actions, one rule for every suite (`_check_actions`): a floating-point `torch.Tensor` of shape
+    (num_envs, action_dim) on the env's `device`. Any float dtype (float16, bfloat16, float32, float64) is
+    accepted and converted to `action_dtype`, the precision the env computes in (Meta-World: its physics engine's,
+    float64 on the C engine and float32 on MuJoCo Warp; parkour: float32), then clipped to +-action_bound. Refused
+    with a message naming the fix: lists, tuples and numpy arrays (TypeError; the gymnasium wrapper is the numpy
+    face), integer or bool tensors (TypeError), a tensor on another device (ValueError: the env never copies
+    between devices behind the caller's back, since on CUDA that copy is a hidden host sync), a wrong shape
+    (ValueError) and, with `check_actions`, NaN/Inf (ValueError).
     """
 
     action_bound: float = 1.0
     """Actions are clipped to [-action_bound, action_bound] after the checks."""
-    action_dtype: torch.dtype | None = None
-    """dtype the actions are converted to before the checks (None: kept)."""
+    action_dtype: torch.dtype = torch.float32
+    """The dtype actions are converted to after the checks: what the suite computes in (a suite whose physics
+    dtype depends on the engine sets it per instance)."""
     action_doc: str = ""
     """What one action row is, for the shape error."""
     view: View = View()
     """Where videos are drawn from (mtbench.render)."""
+    options_key: str = "env"
+    """The training config's section of this env's options (`env.nconmax=...`), for messages naming a setting."""
 
     blocks: list[Block]
     obs: torch.Tensor
@@ -215,6 +228,8 @@ class MultiTaskVecEnv(ABC):
         self.ep_return = torch.zeros(N, device=dev)
         self.ep_length = torch.zeros(N, dtype=torch.long, device=dev)
         self.physics_resets = torch.zeros(N, dtype=torch.long, device=dev)
+        # `device` with its index made concrete ("cuda" -> "cuda:0"), what the actions' device is compared with
+        self._tensor_device = self.physics_resets.device
         self._queue = StepQueue(0)  # physics stepped inline unless a suite sets up workers
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -258,17 +273,22 @@ class MultiTaskVecEnv(ABC):
             self.obs = obs
             return obs
 
-    def step(self, actions) -> StepResult:
-        """Apply actions (num_envs, action_dim), clipped to +-action_bound; step the physics; auto-reset ended
-        episodes."""
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Apply actions (a float tensor (num_envs, action_dim) on `device`, see the class docstring), clipped to
+        +-action_bound; step the physics; auto-reset ended episodes."""
         act = self._check_actions(actions)
         with torch_single_threaded(self.backend == "cpu"):
             return self._step(act)
 
-    def _check_actions(self, actions) -> torch.Tensor:
-        """Shape, dtype and (with `check_actions`, one host sync) finiteness; returns them on `device`, clipped."""
+    def _check_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """The action rule of the class docstring: type, shape, dtype, device and (with `check_actions`, one host
+        sync) finiteness, all before any physics runs; returns them as `action_dtype`, clipped."""
         if not isinstance(actions, torch.Tensor):
-            actions = torch.as_tensor(np.asarray(actions))
+            raise TypeError(
+                f"actions must be a torch.Tensor on the env's device, got {type(actions).__name__}; pass "
+                "torch.as_tensor(actions, dtype=torch.float32, device=env.device) (numpy in and out: "
+                "mtbench.envs.gym_wrapper.GymVectorEnv)"
+            )
         if actions.shape != (self.num_envs, self.action_dim):
             doc = f" ({self.action_doc})" if self.action_doc else ""
             raise ValueError(
@@ -276,13 +296,17 @@ class MultiTaskVecEnv(ABC):
             )
         if not actions.is_floating_point():
             raise TypeError(f"actions must be floating point (e.g. actions.float()), got dtype {actions.dtype}")
-        actions = actions.to(device=self.device, dtype=self.action_dtype)
+        if actions.device != self._tensor_device:
+            raise ValueError(
+                f"actions are on {actions.device} but the env is on {self._tensor_device}; move them with "
+                "actions.to(env.device) (the env does not copy between devices itself: on CUDA that is a host sync)"
+            )
         if self.check_actions and not bool(torch.isfinite(actions).all()):
             bad = (~torch.isfinite(actions)).any(1).nonzero().squeeze(1)[:5].tolist()
             raise ValueError(
                 f"actions hold NaN/Inf (envs {bad}...); check the policy output (check_actions=False skips this test)"
             )
-        return actions.clamp(-self.action_bound, self.action_bound)
+        return actions.to(self.action_dtype).clamp(-self.action_bound, self.action_bound)
 
     # -- episode bookkeeping -----------------------------------------------------------------------
     def _count_step(self, reward: torch.Tensor, blowup: torch.Tensor) -> None:
@@ -322,6 +346,14 @@ class MultiTaskVecEnv(ABC):
         """Zero the episode counters of the envs in `done` (N,) bool."""
         self.ep_return.masked_fill_(done, 0.0)
         self.ep_length.masked_fill_(done, 0)
+
+    # -- physics health ----------------------------------------------------------------------------
+    def check_sim(self) -> None:
+        """Raise `SimOverflowError` (mtbench.sim.capacity) if MuJoCo Warp dropped contacts or constraint rows in any
+        world since the env was built, naming the scene and the `nconmax=`/`njmax=` to pass. One host sync: call it
+        once per training iteration or evaluation, never per step (`step` itself never reads the flags). Nothing
+        to check on the C engine."""
+        check_overflow([(name, blk.sim) for name, blk in zip(self.task_names, self.blocks)], self.options_key)
 
     # -- conveniences ------------------------------------------------------------------------------
     def block_of(self, task: str | int) -> slice:

@@ -37,6 +37,9 @@ class Suite:
     """The `network=` config the suite defaults to (None: the runner's own default)."""
     options_key: str = "env"
     """The training config's section holding this suite's env options (`env.*` or `parkour.*`)."""
+    setting_of: Callable[..., str | None] = lambda task, setting=None: None
+    """`setting_of(task, setting=None)`: the named setting `task` runs in (parkour: "parkour_hard", ...; None for a
+    suite without settings), the key of a train profile's per-setting `max_iterations` (train/ppo_go1.yaml)."""
 
 
 def _metaworld_resolve(task, setting: str | None = None) -> tuple[list[int], list[str]]:
@@ -51,6 +54,10 @@ def _metaworld_resolve(task, setting: str | None = None) -> tuple[list[int], lis
 def _parkour_resolve(task, setting: str | None = None) -> tuple[list[int], list[str]]:
     _, ids = parkour_resolve(task, setting)
     return ids, [TERRAIN_NAMES[i] for i in ids]
+
+
+def _parkour_setting(task, setting: str | None = None) -> str:
+    return parkour_resolve(task, setting)[0].name
 
 
 SUITES: dict[str, Suite] = {
@@ -73,6 +80,7 @@ SUITES: dict[str, Suite] = {
         default_train="ppo_go1",
         default_network="mlp_go1",
         options_key="parkour",
+        setting_of=_parkour_setting,
     ),
 }
 

@@ -18,10 +18,14 @@ def make_block(
     device: torch.device,
     nthread: int | None = None,
     per_world: tuple[str, ...] = (),
+    nconmax: int | None = None,
+    njmax: int | None = None,
 ) -> SceneBlock:
     """Build `n` worlds of `model` on `backend`; errors name the fix. `per_world` names MjModel fields that
     get a value per world (domain randomisation: "geom_friction", "body_mass", "body_ipos", ...), readable
-    and writable as `block.fields[name]`; `body_pos` is always per world."""
+    and writable as `block.fields[name]`; `body_pos` is always per world. `nconmax`/`njmax`: MuJoCo Warp's
+    contact slots and constraint rows per world (None: mtbench.sim.warp's defaults); MuJoCo C ignores them,
+    it grows its arena as needed."""
     if backend == "cpu":
         if device.type != "cpu":
             raise ValueError(
@@ -33,5 +37,6 @@ def make_block(
     if backend == "warp":
         from mtbench.sim.warp import WarpBlock
 
-        return WarpBlock(model, n, device=device, per_world=per_world)
+        sizes = {k: v for k, v in (("nconmax", nconmax), ("njmax", njmax)) if v is not None}
+        return WarpBlock(model, n, device=device, per_world=per_world, **sizes)
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")

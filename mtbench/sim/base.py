@@ -9,6 +9,8 @@ Warp. State tensors (qpos, qvel, mocap, ctrl, warm start) are writable views; de
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import mujoco
 import numpy as np
@@ -40,6 +42,12 @@ class SceneBlock(ABC):
     # per-world model fields, (n, ...): body_pos always, others as asked for at construction
     body_pos: torch.Tensor
     fields: dict[str, torch.Tensor]
+    # fixed-size buffers (MuJoCo Warp; MuJoCo C grows its arena and has none): see mtbench.sim.capacity
+    overflow: torch.Tensor | None = None
+    """(n,) int sticky bitmask on `device` of the buffers each world overflowed; None for an engine without any.
+    Never read while stepping (a host sync on CUDA): `mtbench.sim.capacity.check_overflow` reads it."""
+    capacity: Mapping[str, int] = MappingProxyType({})
+    """The buffer sizes in use, by setting name ("nconmax", "njmax")."""
 
     @abstractmethod
     def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:

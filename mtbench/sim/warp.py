@@ -11,12 +11,15 @@ Two MJWarp behaviours shape this file:
   kinematics never touches them again. Meta-World moves such bodies (the drawer case, the window
   frame) per world at reset through `body_pos`, so we recompute those geom poses ourselves in
   `forward`; without that, collisions would still see the case where the XML put it.
-* Contact and constraint buffers are fixed-size. Contacts share one pool of `n * nconmax` slots;
-  once all worlds together need more, the contacts found last (in whichever worlds) are dropped. A
-  world needing more than `njmax` constraint rows loses the excess rows. Either way MJWarp prints a
-  warning, sets bits in `overflow` (a pool overflow flags every world), and keeps going with fewer
-  contacts: objects may sink into each other or pass through. The defaults are about twice what MT10
-  scenes were measured to need.
+* Contact and constraint buffers are fixed-size. Contacts share one pool of `n * nconmax` slots,
+  which broadphase candidate pairs also fill; once all worlds together need more, the pairs and contacts
+  found last (in whichever worlds) are dropped. A world needing more than `njmax` constraint rows loses
+  the excess rows. Either way MJWarp sets bits in the sticky `overflow` mask (a pool overflow flags every
+  world) and keeps going with fewer contacts: objects may sink into each other or pass through. Its own
+  printf per world per substep is switched off (`opt.warn_overflow = 0`, a compile-time constant of its
+  kernels, so set before the first step); `mtbench.sim.capacity.check_overflow` reads the mask instead,
+  once per iteration. The envs size the buffers per scene from measurement (the suites' capacity
+  tables); NCONMAX/NJMAX are the defaults for a block built directly.
 """
 
 from __future__ import annotations
@@ -31,14 +34,16 @@ import warp as wp
 
 from mtbench.sim.base import SceneBlock
 
-wp.config.quiet = True  # no per-kernel load lines on stdout; compile errors still raise
+wp.config.log_level = wp.LOG_WARNING  # no banner or per-kernel load lines on stdout; compile errors still raise
 
 NCONMAX = 64
-"""Contacts per world, pooled over worlds (`n * NCONMAX` in all). Pressing the gripper into MT10 objects
-made at most 36 in one world and 22 per world on average (peg-insert-side, drawer)."""
+"""Contacts per world, pooled over worlds (`n * NCONMAX` in all), for a block built directly; the envs size
+each scene from measurement instead (mtbench/envs/*/capacity.py: Meta-World scenes peak at 12-56 contacts per
+world, the Go1 at 50-78 on MuJoCo C, 24 on MJWarp)."""
 NJMAX = 256
-"""Constraint rows per world, a hard per-world cap. The same runs needed at most 147 (pyramidal friction
-cones: 4 rows per contact, 6 with torsional friction; the mocap weld 6; joint limits)."""
+"""Constraint rows per world, a hard per-world cap, for a block built directly (measured peaks: Meta-World
+52-232, elliptic cones with 3 or 4 rows per contact and the mocap weld's 6; the Go1 201-312, pyramidal cones
+with 4 rows per contact)."""
 
 
 @wp.func
@@ -101,12 +106,14 @@ class WarpBlock(SceneBlock):
     ):
         self.model = model
         self.n = n
+        self.capacity = {"nconmax": nconmax, "njmax": njmax}
         self.device, self._wdev = _warp_device(torch.device(device))
         self.dtype = torch.float32
         with wp.ScopedDevice(self._wdev):
             # per-world fields get a leading world axis of size n: MJWarp indexes them as [world % rows]
             names = ("body_pos", *per_world)
             self._m = mjw.put_model(model, batch_sizes={name: n for name in names})
+            self._m.opt.warn_overflow = 0  # no printf flood: the `overflow` mask is polled (module docstring)
             self._d = mjw.put_data(model, mujoco.MjData(model), nworld=n, nconmax=nconmax, njmax=njmax)
             gb = model.geom_bodyid
             static = (model.body_weldid[gb] == 0) & (model.body_mocapid[model.body_rootid[gb]] == -1)
@@ -120,7 +127,8 @@ class WarpBlock(SceneBlock):
         self.fields = {name: wp.to_torch(getattr(self._m, name)) for name in names}
         self.body_pos = self.fields["body_pos"]
         self.overflow = wp.to_torch(d.overflow)
-        """Per-world sticky bitmask of `mjw.OverflowType` (dropped contacts/rows); zero it to re-arm."""
+        """Per-world sticky bitmask of `mjw.OverflowType`, set by every `step` that dropped pairs, contacts or
+        constraint rows (or hit a solver iteration limit); never cleared here."""
         self._graphs: dict[object, wp.Graph] = {}
         self.forward()
 

@@ -14,11 +14,13 @@ from typing import Literal
 import torch
 
 from mtbench.envs.core import BACKENDS, MultiTaskVecEnv, View
+from mtbench.envs.metaworld.capacity import MEASURED
 from mtbench.envs.metaworld.goals import N_GOALS, metaworld_goals, sample_uniform
 from mtbench.envs.metaworld.registry import METAWORLD_NAMES, resolve, task_class
 from mtbench.envs.metaworld.scene import FRAME_SKIP
 from mtbench.envs.metaworld.task import MetaWorldTask, TaskState
 from mtbench.sim import SceneBlock, make_block
+from mtbench.sim.capacity import buffer_sizes
 from mtbench.sim.cpu import default_threads
 from mtbench.sim.queue import StepQueue, thread_layout
 from mtbench.validation import PosFloat, PosInt, check_values
@@ -70,6 +72,8 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
         random_init_progress: bool = False,
         check_actions: bool = True,
         nthread: PosInt | None = None,
+        nconmax: PosInt | None = None,
+        njmax: PosInt | None = None,
     ):
         # every check before any physics is built
         check_values({k: v for k, v in locals().items() if k != "self"}, MetaWorldVecEnv.__init__)
@@ -83,6 +87,7 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
         self.goal_mode = goal_mode
         self.reward_scale = reward_scale
         self.terminate_on_success = terminate_on_success
+        self.nconmax, self.njmax = nconmax, njmax  # None: each scene's measured size (capacity.py)
         self.obs_dim = 39 + self.num_tasks
         self.action_dim = 4
 
@@ -91,6 +96,7 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
         self.blocks: list[_Block] = [
             self._make_block(task_class(tid)(), sl, per_block) for tid, sl in zip(self.task_ids, self.task_slices)
         ]
+        self.action_dtype = self.blocks[0].sim.dtype  # the engine's: float64 on MuJoCo C, float32 on Warp
         N, dev = self.num_envs, self.device
         self.ep_success = torch.zeros(N, dtype=torch.bool, device=dev)
         self.obs = torch.zeros(N, self.obs_dim, device=dev)
@@ -102,7 +108,8 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
     # -- construction ------------------------------------------------------------------------------
     def _make_block(self, task: MetaWorldTask, sl: slice, nthread: int | None) -> _Block:
         n = sl.stop - sl.start
-        sim = make_block(self.backend, task.model(), n, self.device, nthread=nthread)
+        sizes = buffer_sizes(MEASURED[task.name], self.nconmax, self.njmax)
+        sim = make_block(self.backend, task.model(), n, self.device, nthread=nthread, **sizes)
         state = task.make_state(sim)
         dt, dev = sim.dtype, self.device
         mlow, mhigh = task.mocap_box
@@ -212,7 +219,6 @@ class MetaWorldVecEnv(MultiTaskVecEnv):
         # of the blocks behind it (see `mtbench.sim.queue`). Blocks reset in order, so the RNG draws are the
         # same as with no overlap.
         pending = []
-        act = act.to(self.blocks[0].state.sim.dtype)
         for blk in self.blocks:
             a = self._apply_actions(blk, act)
             pending.append((blk, a, self._queue.submit(blk.state.sim, FRAME_SKIP)))

@@ -41,10 +41,12 @@ from mtbench.envs.core import BACKENDS, MultiTaskVecEnv, View, torch_single_thre
 from mtbench.envs.parkour import observations as O
 from mtbench.envs.parkour import rewards as W
 from mtbench.envs.parkour import robot as R
+from mtbench.envs.parkour.capacity import MEASURED
 from mtbench.envs.parkour.scene import PD_FIELDS, PD_MODES, PER_WORLD, ParkourScene, build_scene
 from mtbench.envs.parkour.settings import MAX_INIT_LEVEL, resolve, terrain_id
 from mtbench.envs.parkour.terrains import TERRAIN_NAMES
 from mtbench.sim import SceneBlock, make_block
+from mtbench.sim.capacity import buffer_sizes
 from mtbench.validation import PosFloat, PosInt, UnitFloat, check_values
 
 ACTION_CLIP = 5.0
@@ -117,10 +119,13 @@ class ParkourVecEnv(MultiTaskVecEnv):
     onehot: "tasks" (over the selected terrain types, ordered by id, as the Meta-World env) or "terrains" (21 wide,
       indexed by terrain id whatever the selection: then a policy pre-trained on parkour_flat has the input size of
       one fine-tuned on the 21 types, as upstream's flat -> multi-task weight transfer needs).
+    nconmax / njmax: MuJoCo Warp's contact slots and constraint rows per world, for every terrain (default: each
+      terrain's measured size, parkour/capacity.py); `check_sim()` says when to raise them. The C engine ignores them.
     """
 
     action_dtype = torch.float32
     action_doc = "12 joint-position offsets"
+    options_key = "parkour"
     view = View(track_body=R.BASE_BODY, headlight=(0.45, 0.7))
 
     def __init__(
@@ -145,6 +150,8 @@ class ParkourVecEnv(MultiTaskVecEnv):
         check_actions: bool = True,
         pd: Literal[PD_MODES] = "engine",
         onehot: Literal[ONEHOT_MODES] = "tasks",
+        nconmax: PosInt | None = None,
+        njmax: PosInt | None = None,
     ):
         # every check before any physics is built
         check_values({k: v for k, v in locals().items() if k != "self"}, ParkourVecEnv.__init__)
@@ -170,6 +177,7 @@ class ParkourVecEnv(MultiTaskVecEnv):
         self.n_rows = len(diffs)
         self.dof_reset_range = (lo, hi)
         self.pd = pd
+        self.nconmax, self.njmax = nconmax, njmax  # None: each terrain's measured size (capacity.py)
         self._fields = PER_WORLD + (PD_FIELDS if pd == "engine" else ())
         self.onehot_mode = onehot
         n_onehot = n_tasks if onehot == "tasks" else len(TERRAIN_NAMES)
@@ -183,7 +191,9 @@ class ParkourVecEnv(MultiTaskVecEnv):
         for tid, sl in zip(self.task_ids, self.task_slices):
             scene = build_scene(tid, diffs, terrain_seed, pd)
             n = sl.stop - sl.start
-            sim = make_block(self.backend, scene.model, n, self.device, nthread=nthread, per_world=self._fields)
+            sizes = buffer_sizes(MEASURED[TERRAIN_NAMES[tid]], nconmax, njmax)
+            sim = make_block(self.backend, scene.model, n, self.device, nthread=nthread, per_world=self._fields,
+                             **sizes)  # fmt: skip
             self.blocks.append(self._make_block(scene, sim, sl))
 
         N, dev, f32 = self.num_envs, self.device, torch.float32
