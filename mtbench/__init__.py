@@ -36,11 +36,24 @@ def make(
     options (Meta-World): task_counts, episode_length (150), goal_mode ("rand" | "fixed" | "metaworld"),
       reward_scale (1.0), terminate_on_success (False), random_init_progress (False), check_actions (True), nthread.
     options (parkour): see `mtbench.envs.parkour.ParkourVecEnv` (setting, episode_length 2000, domain_rand, ...).
+    options (both): nconmax, njmax: MuJoCo Warp's contact slots and constraint rows per world, for every scene
+      (default None: each scene's measured need x 2, mtbench/envs/*/capacity.py). `env.check_sim()` raises when
+      they overflowed; call it once per training iteration, not per step (it syncs with the device).
     """
     from mtbench.envs.suites import suite_of
 
     env_class = suite_of(task, suite).env_class
     return env_class(task=task, num_envs=num_envs, device=device, backend=backend, seed=seed, **options)
 
+
+def _register_gymnasium_ids() -> None:
+    """`gymnasium.make_vec("MTBench/MT10", ...)` and the other ids (mtbench/envs/gym_registration.py) work after
+    `import mtbench`: gymnasium 1.x loads no plugin entry points."""
+    from mtbench.envs.gym_registration import register_envs
+
+    register_envs()
+
+
+_register_gymnasium_ids()
 
 __all__ = ["MultiTaskVecEnv", "make"]

@@ -126,4 +126,5 @@ def test_parkour_does_not_import_metaworld():
         "print(sorted(m for m in sys.modules if m.startswith('mtbench.envs.metaworld')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    # the names module holds constants only (the gymnasium ids registered on `import mtbench` need them)
+    assert out.strip() == str(["mtbench.envs.metaworld", "mtbench.envs.metaworld.names"])
