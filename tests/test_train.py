@@ -5,7 +5,6 @@ import json
 import os
 import random
 
-import numpy as np
 import pytest
 import torch
 
@@ -100,19 +99,6 @@ def test_reach_learns_from_a_fresh_seed(tmp_path):
     )  # fmt: skip
     assert results[0].episodes == 50
     assert results[0].success >= 0.8, f"seed {seed}: success {results[0].success:.2f}"
-
-
-def test_iqm_and_bootstrap_interval_match_scipy():
-    from scipy.stats import trim_mean
-
-    from mtbench.report import iqm, iqm_ci
-
-    rng = np.random.default_rng(0)
-    scores = rng.random((5, 10))
-    assert iqm(scores) == pytest.approx(trim_mean(scores.reshape(-1), 0.25))
-    lo, hi = iqm_ci(scores, reps=500)
-    assert lo < iqm(scores) < hi and 0.0 <= lo and hi <= 1.0
-    assert iqm_ci(np.full((3, 4), 0.5), reps=50) == (0.5, 0.5)
 
 
 def test_report_over_two_seeds(tmp_path):
