@@ -43,6 +43,7 @@ TOP_LEVEL: dict[str, Any] = {
     "save_frequency": PosInt | None,
     "save_buffer": bool,
     "progress": bool,
+    "metrics_every": NonNegInt,
     "suite": Literal[("auto", *SUITES)],
     "pretrained": str | None,
     "wandb_activate": bool,
@@ -60,8 +61,8 @@ class ConfigError(UserError, ValueError):
 
 RESUME_KEYS = (
     "checkpoint", "max_iterations", "max_minutes", "experiment", "runs_dir", "save_frequency", "save_buffer",
-    "progress", "headless", "eval", "wandb_activate", "wandb_group", "wandb_name", "wandb_entity", "wandb_project",
-    "env.nconmax", "env.njmax", "parkour.nconmax", "parkour.njmax",
+    "progress", "headless", "eval", "metrics_every", "wandb_activate", "wandb_group", "wandb_name", "wandb_entity",
+    "wandb_project", "env.nconmax", "env.njmax", "parkour.nconmax", "parkour.njmax",
 )  # fmt: skip
 """Keys `checkpoint=` may change when resuming (with a section name, any key under it): how long the run goes on,
 where and how it reports, how it is evaluated; plus each learner's `resumable_settings`. Everything else is

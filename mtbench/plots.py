@@ -49,7 +49,37 @@ def plot_run(run_dir: Path) -> list[Path]:
         out.append(path)
     if any(k.startswith("grad_cos") for k in rows[0]):
         out.append(_plot_conflicts(rows, Path(run_dir)))
+    if any(k.startswith("srank/") for r in rows for k in r):
+        out.append(_plot_plasticity(rows, Path(run_dir)))
     return out
+
+
+def _plot_plasticity(rows: list[dict], run_dir: Path) -> Path:
+    """Dormant-neuron shares (each tau), feature rank and parameter norm of each measured part (`metrics_every`)."""
+    keys = {k for r in rows for k in r}
+    parts = sorted(k.split("/", 1)[1] for k in keys if k.startswith("srank/"))
+    taus = sorted({k.split("/")[0] for k in keys if k.startswith("dormant_")}, key=lambda t: float(t.split("_")[1]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    colors = dict(zip(parts, ("tab:blue", "tab:red", "tab:green", "tab:purple")))
+    for part in parts:
+        for tau, style in zip(taus, ("-", "--", ":")):
+            xs, ys = _series(rows, f"{tau}/{part}", "frames")
+            axes[0].plot([x * 1e-6 for x in xs], ys, style, color=colors[part], label=f"{part} τ={tau.split('_')[1]}")
+        for ax, key in ((axes[1], "srank"), (axes[2], "param_norm")):
+            xs, ys = _series(rows, f"{key}/{part}", "frames")
+            ax.plot([x * 1e-6 for x in xs], ys, color=colors[part], label=part)
+    labels = ("share of dormant neurons", "srank of the last hidden layer (δ = 0.01)", "parameter norm")
+    for ax, label in zip(axes, labels):
+        ax.set_xlabel("frames (M)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{run_dir.name}: plasticity on a probe batch")
+    fig.tight_layout()
+    path = run_dir / "plasticity.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _plot_conflicts(rows: list[dict], run_dir: Path) -> Path:

@@ -28,10 +28,12 @@ from mtbench.envs.core import torch_single_threaded
 from mtbench.envs.suites import suite_of
 from mtbench.errors import RunStopped, run_command
 from mtbench.eval import TaskResult, format_table, run_episodes
+from mtbench.nets.plasticity import plasticity_metrics
 from mtbench.runlog import RunLog
 from mtbench.sim.capacity import SimOverflowError
 
 SMOOTH = 10  # iterations over which "recent success" (progress bar, best checkpoint) is averaged
+PROBE_SIZE = 1024  # observations in the plasticity probe batch
 
 
 class EpisodeStats:
@@ -170,6 +172,11 @@ class Runner:
         pretrained = load_checkpoint_file(cfg.pretrained, "pretrained") if cfg.pretrained is not None else None
         self.env = build_env(cfg)
         self.algo = build_algorithm(cfg, self.env.obs_dim, self.env.action_dim)
+        if cfg.metrics_every and not self.algo.plasticity_parts():
+            raise ConfigError(
+                f"metrics_every={cfg.metrics_every}: train={cfg.train.name} with network={cfg.network.name} has no "
+                "separate actor and critic modules to measure; use another network (e.g. mlp), or metrics_every=0"
+            )
         self.device = self.algo.device
         self.task = self.env.task_index.to(self.device)
         self.algo.start(self.env.task_index)
@@ -195,6 +202,17 @@ class Runner:
         if cfg.max_minutes is not None:
             done = max(done, self.elapsed / (60.0 * cfg.max_minutes))
         return min(done, 1.0)
+
+    def plasticity(self) -> dict[str, float]:
+        """Plasticity metrics of the learner's networks (`mtbench.nets.plasticity`) on a probe batch of the envs'
+        current observations (every task's envs, at most PROBE_SIZE of them, evenly strided), and their cost."""
+        t0 = time.perf_counter()
+        n = self.env.num_envs
+        rows = torch.arange(0, n, max(1, -(-n // PROBE_SIZE)), device=self.obs.device)
+        obs, task = self.obs[rows], self.env.task_index[rows]
+        out = plasticity_metrics(self.algo.plasticity_parts(), lambda: self.algo.probe(obs, task))
+        out["time/plasticity"] = time.perf_counter() - t0
+        return out
 
     @property
     def batch(self) -> int:
@@ -264,6 +282,8 @@ def train(cfg: DictConfig) -> list[TaskResult]:
         runner.frames += runner.batch
         runner.elapsed = elapsed = time.perf_counter() - t_start
         row = _row(iteration, runner.frames, elapsed, runner.batch, t_act, t_update, metrics, ep, names)
+        if cfg.metrics_every and iteration % cfg.metrics_every == 0:
+            row.update(runner.plasticity())
         log.log(row)
         if algo.learning and not all(math.isfinite(row[k]) for k in algo.health):
             raise RunStopped(

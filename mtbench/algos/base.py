@@ -144,6 +144,15 @@ class Algorithm(ABC):
     def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Deterministic actions for evaluation; records nothing."""
 
+    def plasticity_parts(self) -> dict[str, nn.Module]:
+        """The networks `metrics_every` measures (dormant neurons, feature rank, norms), by name; empty when this
+        learner's network has no separate parts to measure."""
+        return {}
+
+    def probe(self, obs: torch.Tensor, task: torch.Tensor) -> None:
+        """Send a probe batch through every plasticity part once (forward only; the runner hooks the parts)."""
+        raise NotImplementedError(f"{type(self).__name__} has no plasticity probe")
+
     @abstractmethod
     def state_dict(self, buffer: bool = False) -> dict:
         """Everything that decides future updates; the replay buffer only when `buffer` (it can be large)."""

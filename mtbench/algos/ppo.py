@@ -211,6 +211,16 @@ class PPO(Algorithm):
     def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         return self.sample(obs.to(self.device), task.to(self.device), deterministic=True)["action"]
 
+    def plasticity_parts(self) -> dict[str, nn.Module]:
+        """Actor and critic where the network keeps them as separate modules: the MLP, and the multi-head MLP's trunks
+        (its per-task heads are linear)."""
+        parts = {k: getattr(self.net, k, None) or getattr(self.net, f"{k}_trunk", None) for k in ("actor", "critic")}
+        return {k: m for k, m in parts.items() if isinstance(m, nn.Module)}
+
+    def probe(self, obs: torch.Tensor, task: torch.Tensor) -> None:
+        obs, task = obs.to(self.device), task.to(self.device)
+        self.net(self.normalize_obs(obs, task), task)
+
     # -- the rollout -------------------------------------------------------------------------------
     def start(self, task: torch.Tensor) -> None:
         obs_dim, act_dim = self.obs_dim, self.net.log_std.shape[-1]

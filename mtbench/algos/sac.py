@@ -165,6 +165,16 @@ class SAC(Algorithm):
         obs, task = obs.to(self.device), task.to(self.device)
         return self._pi(self.normalize_obs(obs, task), task, deterministic=True)[0]
 
+    def plasticity_parts(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic": self.critic}
+
+    def probe(self, obs: torch.Tensor, task: torch.Tensor) -> None:
+        """The actor on the probe states, the critics on those states with the actor's deterministic actions."""
+        obs, task = obs.to(self.device), task.to(self.device)
+        obs_n = self.normalize_obs(obs, task)
+        action = self._pi(obs_n, task, deterministic=True)[0]
+        self.critic(obs_n, action, task)
+
     def start(self, task: torch.Tensor) -> None:
         self.task = task.to(self.device)
         N = task.shape[0]
