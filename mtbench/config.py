@@ -81,24 +81,7 @@ def compose(overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
-    overrides = list(overrides)
-    bare = [o for o in overrides if "=" not in o and not o.startswith("~")]
-    if bare:
-        raise ConfigError(f"expected key=value, got {bare[0]!r}; see mtbench train --help")
-    added = [o for o in overrides if o.startswith("+")]
-    if added:
-        raise ConfigError(
-            f"{added}: new keys would be ignored by the trainer; use the existing keys (mtbench train --help)"
-        )
-    keys = {o.split("=", 1)[0].lstrip("~") for o in overrides}
-    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
-    suite = _suite(task, next((o.split("=", 1)[1] for o in overrides if o.startswith("suite=")), None))
-    if "train" not in keys and task.lower() in ("mt25", "mt50"):
-        overrides.append("train=ppo_mt50")
-    if "train" not in keys and suite.default_train:
-        overrides.append(f"train={suite.default_train}")
-    if "network" not in keys and suite.default_network:
-        overrides.append(f"network={suite.default_network}")
+    overrides = list(overrides) + default_groups(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose("config", overrides=overrides)
@@ -170,6 +153,30 @@ def _learner(algo: str) -> type:
     if algo not in ALGORITHMS:
         raise ConfigError(f"train.algo={algo!r} is not an algorithm; available: {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[algo]
+
+
+def default_groups(overrides: list[str]) -> list[str]:
+    """Checks the overrides' form (`key=value`, no `+key`) and returns the config groups the task implies when they
+    are not given: MT25/MT50 the MT50 column of Table 3 (`train=ppo_mt50`), a parkour task its Go1 recipe."""
+    bare = [o for o in overrides if "=" not in o and not o.startswith("~")]
+    if bare:
+        raise ConfigError(f"expected key=value, got {bare[0]!r}; see mtbench train --help")
+    added = [o for o in overrides if o.startswith("+")]
+    if added:
+        raise ConfigError(
+            f"{added}: new keys would be ignored by the trainer; use the existing keys (mtbench train --help)"
+        )
+    keys = {o.split("=", 1)[0].lstrip("~") for o in overrides}
+    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "mt10")
+    suite = _suite(task, next((o.split("=", 1)[1] for o in overrides if o.startswith("suite=")), None))
+    out = []
+    if "train" not in keys and task.lower() in ("mt25", "mt50"):
+        out.append("train=ppo_mt50")
+    if "train" not in keys and suite.default_train:
+        out.append(f"train={suite.default_train}")
+    if "network" not in keys and suite.default_network:
+        out.append(f"network={suite.default_network}")
+    return out
 
 
 def cfg_keys(path: str, groups: list[str] | None = None) -> list[str]:

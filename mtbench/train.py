@@ -398,6 +398,11 @@ def run_or_help(argv: list[str]) -> None:
         print(OmegaConf.to_yaml(compose([])))
         print(resume_help())
         return
+    if any(a in ("-m", "--multirun") for a in argv):
+        from mtbench.sweep import multirun
+
+        multirun(argv)
+        return
     run(argv)
 
 
