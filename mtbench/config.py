@@ -290,7 +290,7 @@ def check_sections(cfg: DictConfig) -> None:
     here, `env`/`parkour` against their env's constructor, `network` and `scheme` against theirs (the learner's
     settings are checked in `_resolve_algorithm`, against its settings dataclass)."""
     from mtbench.mtrl import SCHEMES
-    from mtbench.nets import NETWORKS
+    from mtbench.nets import MATCHABLE, NETWORKS
 
     def section(parent: dict, key: str, where: str = "") -> dict:
         value = parent.get(key)
@@ -309,6 +309,8 @@ def check_sections(cfg: DictConfig) -> None:
         if isinstance(net.get("name"), str) and net["name"] in NETWORKS:
             hints = NETWORKS[net["name"]]
             check_values(net, hints, "network.")
+            if net.get("match") is not None:
+                check_values(net, {"match": Literal[MATCHABLE]}, "network.")
             for table in ("by_suite", "by_algo"):
                 for name in section(net, table, "network."):
                     check_values(section(net[table], name, f"network.{table}."), hints, f"network.{table}.{name}.")

@@ -30,6 +30,7 @@ from mtbench.errors import RunStopped, run_command
 from mtbench.eval import TaskResult, format_table, run_episodes
 from mtbench.nets.plasticity import plasticity_metrics
 from mtbench.runlog import RunLog
+from mtbench.scaling import apply_match
 from mtbench.sim.capacity import SimOverflowError
 
 SMOOTH = 10  # iterations over which "recent success" (progress bar, best checkpoint) is averaged
@@ -92,9 +93,12 @@ def build_algorithm(cfg: DictConfig, obs_dim: int, action_dim: int) -> Algorithm
     setting the learner, network or scheme refuses is the user's to change (ConfigError, one line)."""
     algo = cfg.train.algo
     try:
+        if cfg.network.get("match"):
+            apply_match(cfg, obs_dim, action_dim)  # network=mlp network.match=moore: the width of equal size
+        network = {k: v for k, v in OmegaConf.to_container(cfg.network).items() if k != "match"}
         return make_algorithm(
-            algo, cfg.train[algo], cfg.network, cfg.scheme, obs_dim, action_dim, list(cfg.task_names),
-            cfg.rl_device, cfg.seed,
+            algo, cfg.train[algo], network, cfg.scheme, obs_dim, action_dim, list(cfg.task_names), cfg.rl_device,
+            cfg.seed,
         )  # fmt: skip
     except ValueError as e:
         raise ConfigError(str(e)) from e

@@ -32,6 +32,10 @@ NETWORKS: dict[str, type[nn.Module]] = {
 }
 
 
+MATCHABLE = tuple(n for n in NETWORKS if n not in ("mlp", "multihead"))
+"""The architectures `network=mlp network.match=<name>` widens the plain MLP to the parameter count of (paper 002)."""
+
+
 def make_network(obs_dim: int, action_dim: int, task_names: list[str], name: str = "mlp", **settings) -> nn.Module:
     """Build network `name` for the tasks `task_names` (CARE looks up their metadata vectors by name)."""
     if name not in NETWORKS:
