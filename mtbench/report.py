@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from mtbench.config import run_label
 from mtbench.errors import UserError
+from mtbench.report_scaling import study_figures
 
 BOOTSTRAP_REPS = 5000
 """Bootstrap resamples per interval (rliable's default is 50,000; 5,000 moves a 95 % bound by well under a point of
@@ -75,18 +76,45 @@ def load_run(run_dir: Path) -> dict:
     method = cfg["train"]["name"] + (f"+{label}" if label else "")
     bench = cfg["task"] if cfg.get("task_id") is None else f"{len(cfg['task_ids'])} tasks"
     results = json.loads(evals.read_text())
+    params = run_dir / "params.json"
+    net = cfg.get("network", {})
     return {
         "dir": run_dir, "method": method, "benchmark": str(bench), "seed": cfg["seed"],
         "tasks": [r["name"] for r in results], "success": np.array([r["success"] for r in results]),
+        "widths": (tuple(net.get("actor_units") or ()), tuple(net.get("critic_units") or ())),
+        "params": json.loads(params.read_text()).get("total") if params.is_file() else None,
+        "plasticity": _last_plasticity(run_dir),
     }  # fmt: skip
 
 
+def _last_plasticity(run_dir: Path) -> dict[str, float]:
+    """The last logged plasticity metrics of a run (`metrics_every`), {} when it logged none."""
+    path = run_dir / "metrics.jsonl"
+    last: dict[str, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if any(k.startswith("dormant_") for k in row):
+                last = {k: v for k, v in row.items() if k.startswith(("dormant_", "srank/"))}
+    return last
+
+
+def _width_label(widths: tuple[tuple[int, ...], tuple[int, ...]]) -> str:
+    """`actor 256x3, critic 1024x3` (or the unit lists when a part is not uniform)."""
+    show = lambda u: f"{u[0]}x{len(u)}" if u and len(set(u)) == 1 else "-".join(map(str, u))  # noqa: E731
+    return ", ".join(f"{part} {show(u)}" for part, u in zip(("actor", "critic"), widths) if u)
+
+
 def aggregate(runs: list[dict]) -> list[dict]:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
-        groups[(r["method"], r["benchmark"])].append(r)
+        groups[(r["method"], r["benchmark"], r["widths"])].append(r)
+    sized = defaultdict(set)  # methods run at several widths are told apart by them (the scaling study)
+    for method, _, widths in groups:
+        sized[method].add(widths)
     rows = []
-    for (method, bench), members in sorted(groups.items()):
+    for (family, bench, widths), members in sorted(groups.items()):
+        method = f"{family} ({_width_label(widths)})" if len(sized[family]) > 1 else family
         tasks = members[0]["tasks"]
         if any(m["tasks"] != tasks for m in members):
             raise UserError(f"{method} on {bench}: runs were evaluated on different task lists")
@@ -96,7 +124,10 @@ def aggregate(runs: list[dict]) -> list[dict]:
             {
                 "method": method, "benchmark": bench, "seeds": sorted(m["seed"] for m in members),
                 "mean": per_run.mean(), "std": per_run.std(ddof=1) if len(per_run) > 1 else 0.0,
-                "tasks": tasks, "per_task": scores.mean(axis=0), "scores": scores,
+                "tasks": tasks, "per_task": scores.mean(axis=0), "scores": scores, "family": family,
+                "widths": widths, "params": members[0]["params"],
+                "plasticity": {k: float(np.mean([m["plasticity"].get(k, np.nan) for m in members]))
+                               for k in members[0]["plasticity"]},
             }
         )  # fmt: skip
     for r in rows:  # one call per row: each row's interval is reproducible alone, whatever else is reported
@@ -178,3 +209,5 @@ def main(argv: list[str] | None = None) -> None:
     plot(rows, out_dir / "report.png")
     print(md)
     print(f"wrote {out_dir / 'report.md'} and {out_dir / 'report.png'}")
+    for path in study_figures(rows, out_dir):
+        print(f"wrote {path}")

@@ -265,6 +265,7 @@ def train(cfg: DictConfig) -> list[TaskResult]:
     env, algo, names = runner.env, runner.algo, list(cfg.task_names)
     start_iter = runner.iteration_count
     log = RunLog(cfg, resume=ckpt is not None)
+    (log.dir / "params.json").write_text(json.dumps(algo.parameter_counts()))  # for the scaling report
     print(f"run directory: {log.dir}\n{env}\n{algo.describe()}: {cfg.max_iterations} iterations"
           + (f" or {cfg.max_minutes} min" if cfg.max_minutes else ""))  # fmt: skip
     # the bar counts toward the limit that binds: wall-clock when a budget in minutes is set, else iterations

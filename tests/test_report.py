@@ -77,3 +77,23 @@ def test_report_writes_the_table_and_the_figure(runs, tmp_path, monkeypatch):
     report([f"out={tmp_path / 'out'}", *map(str, dirs)])
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| ppo+pcgrad | 4 tasks | 5 |" in md and "P(X > Y)" in md and (tmp_path / "out" / "report.png").is_file()
+
+
+def test_the_scaling_study_figures(tmp_path, monkeypatch):
+    """Runs of one learner at several actor and critic widths: told apart by width in the table, and the three
+    figures of paper 002 drawn from their params.json, config widths and last dormant shares."""
+    monkeypatch.setattr(report_module, "BOOTSTRAP_REPS", 200)
+    dirs = []
+    for i, (a, c) in enumerate([(64, 64), (64, 256), (256, 64), (256, 256)]):
+        d = _fake_run(tmp_path, f"w{i}", 1, [0.1 * i, 0.2, 0.3, 0.4])
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["network"].update(actor_units=[a] * 3, critic_units=[c] * 3)
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / "params.json").write_text(json.dumps({"total": 1000 * a + 3000 * c}))
+        (d / "metrics.jsonl").write_text(json.dumps({"frames": 1, "dormant_0.025/critic": 0.01 * c / 64}) + "\n")
+        dirs.append(d)
+    report([f"out={tmp_path / 'out'}", *map(str, dirs)])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| ppo (actor 64x3, critic 256x3) | 4 tasks | 1 |" in md
+    for name in ("scaling_params.png", "scaling_widths_ppo_4-tasks.png", "scaling_dormant.png"):
+        assert (tmp_path / "out" / name).is_file(), name
