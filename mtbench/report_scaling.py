@@ -28,22 +28,18 @@ def study_figures(rows: list[dict], out_dir: Path) -> list[Path]:
     by_params = [r for r in rows if r["params"] is not None]
     if len({r["params"] for r in by_params}) > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
-        series = defaultdict(list)
-        for r in by_params:
-            series[(r["family"], r["benchmark"])].append(r)
-        for (family, bench), members in sorted(series.items()):
+        for (family, bench), members in sorted(_groups(by_params).items()):
             members.sort(key=lambda r: r["params"])
             x = [r["params"] for r in members]
             y = [100 * r["iqm"] for r in members]
             err = [[100 * (r["iqm"] - r["ci"][0]) for r in members], [100 * (r["ci"][1] - r["iqm"]) for r in members]]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{family} ({bench})")
         ax.set_xscale("log")
-        ax.set_xlabel("actor + critic parameters")
-        ax.set_ylabel("IQM success % (95 % CI)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        out.append(_save(fig, plt, out_dir / "scaling_params.png"))
+        out.append(
+            _finish(
+                fig, plt, ax, "actor + critic parameters", "IQM success % (95 % CI)", out_dir / "scaling_params.png"
+            )
+        )
     for (family, bench), members in _groups(rows).items():
         actors = sorted({_width(r["widths"][0]) for r in members} - {None})
         critics = sorted({_width(r["widths"][1]) for r in members} - {None})
@@ -67,20 +63,13 @@ def study_figures(rows: list[dict], out_dir: Path) -> list[Path]:
     dormant = [r for r in rows if DORMANT_KEY in r["plasticity"] and r["widths"][1]]
     if len({_width(r["widths"][1]) for r in dormant}) > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
-        series = defaultdict(list)
-        for r in dormant:
-            series[(r["family"], r["benchmark"])].append(r)
-        for (family, bench), members in sorted(series.items()):
+        for (family, bench), members in sorted(_groups(dormant).items()):
             members.sort(key=lambda r: _width(r["widths"][1]))
             ax.plot([_width(r["widths"][1]) for r in members], [100 * r["plasticity"][DORMANT_KEY] for r in members],
                     marker="o", label=f"{family} ({bench})")  # fmt: skip
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("critic width")
-        ax.set_ylabel("dormant critic neurons % (τ = 0.025, end of run)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        out.append(_save(fig, plt, out_dir / "scaling_dormant.png"))
+        ylabel = "dormant critic neurons % (τ = 0.025, end of run)"
+        out.append(_finish(fig, plt, ax, "critic width", ylabel, out_dir / "scaling_dormant.png"))
     return out
 
 
@@ -93,6 +82,16 @@ def _groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 
 def _slug(*parts: str) -> str:
     return "_".join("".join(c if c.isalnum() else "-" for c in p) for p in parts)
+
+
+def _finish(fig, plt, ax, xlabel: str, ylabel: str, path: Path) -> Path:
+    """Labels, grid and legend of a line figure, then saved."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, plt, path)
 
 
 def _save(fig, plt, path: Path) -> Path:

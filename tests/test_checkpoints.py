@@ -28,6 +28,14 @@ def trained(tmp_path_factory):
     return root / "r", root / "r" / "checkpoints" / "latest.pt"
 
 
+def _copy_run(ckpt, to) -> tuple:
+    """A copy of a run's latest checkpoint in its own checkpoints directory: (that directory, its bytes)."""
+    copy = to / "checkpoints"
+    copy.mkdir(parents=True)
+    (copy / "latest.pt").write_bytes(ckpt.read_bytes())
+    return copy, (copy / "latest.pt").read_bytes()
+
+
 def _no_env(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("an env was built before the error")
@@ -41,11 +49,9 @@ def test_checkpoint_alone_resumes_the_run_as_configured(trained, tmp_path):
     assert cfg.num_envs == 12 and cfg.seed == 5 and cfg.train.ppo.horizon == 8 and cfg.max_iterations == 3
     assert cfg.experiment == "r" and cfg.runs_dir == str(run_dir.parent)
     # a copy of the run resumed with the checkpoint alone continues it (the issue's num_envs=100 case died here)
-    copy = tmp_path / "copy"
-    (copy / "checkpoints").mkdir(parents=True)
-    (copy / "checkpoints" / "latest.pt").write_bytes(ckpt.read_bytes())
-    run([f"checkpoint={copy}/checkpoints/latest.pt", "max_iterations=3"])
-    assert torch.load(copy / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == 3
+    copy, _ = _copy_run(ckpt, tmp_path / "copy")
+    run([f"checkpoint={copy}/latest.pt", "max_iterations=3"])
+    assert torch.load(copy / "latest.pt", weights_only=True)["iteration"] == 3
 
 
 def test_resume_may_change_the_listed_settings(trained):
@@ -160,11 +166,7 @@ def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_a_run_whose_checkpoint_cannot_be_written_stops_with_exit_status_1(trained, tmp_path, capsys, monkeypatch):
-    run_dir, ckpt = trained
-    copy = tmp_path / "c" / "checkpoints"
-    copy.mkdir(parents=True)
-    (copy / "latest.pt").write_bytes(ckpt.read_bytes())
-    before = (copy / "latest.pt").read_bytes()
+    copy, before = _copy_run(trained[1], tmp_path / "c")
 
     def full_disk(obj, f, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -207,11 +209,7 @@ def test_play_names_a_bad_policy_file(tmp_path, capsys):
 def test_a_diverged_run_stops_with_exit_status_1_and_keeps_its_checkpoints(trained, tmp_path, capsys, monkeypatch):
     from mtbench.algos.ppo import PPO
 
-    _, ckpt = trained
-    copy = tmp_path / "d" / "checkpoints"
-    copy.mkdir(parents=True)
-    (copy / "latest.pt").write_bytes(ckpt.read_bytes())
-    before = (copy / "latest.pt").read_bytes()
+    copy, before = _copy_run(trained[1], tmp_path / "d")
     real_update = PPO.update
     monkeypatch.setattr(PPO, "update", lambda self: {**real_update(self), "loss/value": torch.tensor(float("nan"))})
     with pytest.raises(SystemExit) as e:
