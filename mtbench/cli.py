@@ -25,6 +25,8 @@ USAGE = """usage:
   mtbench play task=parkour_easy|parkour_hard|parkour_flat policy=zero|random|runs/<exp>/checkpoints/best.pt
                [episode_length=500] [render=True]   (progress table; MP4 per terrain following a robot + PNG)
   mtbench bench env [task=mt10] [num_envs=...] [steps=...] [reference=True] [ceiling=True]
+  mtbench bench gpu [dry_run=False] [out=gpu_check] [steps=...] [kernel_cache=...] [save_kernel_cache=...]
+                    (proves and measures the CUDA path in 8 minutes; dry_run=True: toy sizes on the CPU)
 """
 
 
@@ -206,6 +208,10 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         from mtbench.report import main as report_main
 
         report_main(rest)
+    elif cmd == "bench" and rest[:1] == ["gpu"]:
+        from mtbench.gpucheck import main as gpu_main
+
+        gpu_main(rest[1:])
     elif cmd == "bench":
         from mtbench.bench import main as bench_main
 

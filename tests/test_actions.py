@@ -1,10 +1,14 @@
 """The one action rule of `MultiTaskVecEnv.step` (mtbench/envs/core.py, README "Usage"): a floating-point torch
 tensor on the env's device, any float dtype converted to `env.action_dtype`; everything else refused before any
-physics runs, with a message naming the fix. Both suites share it."""
+physics runs, with a message naming the fix. Both suites share it. On the CPU here; MTBENCH_TEST_DEVICE=cuda:0 runs
+the env fixtures on CUDA with MuJoCo Warp (tests/devices.py)."""
+
+import re
 
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE, ON_CUDA
 
 import mtbench
 from mtbench.envs.core import MultiTaskVecEnv
@@ -14,9 +18,9 @@ from mtbench.envs.gym_wrapper import GymVectorEnv
 @pytest.fixture(scope="module")
 def envs() -> dict[str, MultiTaskVecEnv]:
     out = {
-        "metaworld": mtbench.make(["reach", "push"], num_envs=3, device="cpu", seed=1, episode_length=50),
+        "metaworld": mtbench.make(["reach", "push"], num_envs=3, device=DEVICE, seed=1, episode_length=50),
         "parkour": mtbench.make(
-            [6, 20], num_envs=3, device="cpu", seed=1, episode_length=50, suite="parkour", random_init_progress=False
+            [6, 20], num_envs=3, device=DEVICE, seed=1, episode_length=50, suite="parkour", random_init_progress=False
         ),
     }
     for env in out.values():
@@ -33,8 +37,8 @@ def _refused(env: MultiTaskVecEnv, actions, err: type[Exception], match: str) ->
 
 
 def test_the_dtype_each_suite_computes_in(envs):
-    # Meta-World computes in its engine's dtype (MuJoCo C: float64), parkour in float32
-    assert envs["metaworld"].action_dtype == torch.float64
+    # Meta-World computes in its engine's dtype (MuJoCo C: float64, MuJoCo Warp: float32), parkour in float32
+    assert envs["metaworld"].action_dtype == (torch.float32 if ON_CUDA else torch.float64)
     assert envs["parkour"].action_dtype == torch.float32
 
 
@@ -52,7 +56,7 @@ def test_lists_tuples_and_numpy_are_refused_with_the_fix(envs, suite):
 def test_integer_and_bool_tensors_are_refused(envs, suite):
     env = envs[suite]
     for dtype in (torch.long, torch.int32, torch.bool):
-        _refused(env, torch.zeros(env.num_envs, env.action_dim, dtype=dtype), TypeError,
+        _refused(env, torch.zeros(env.num_envs, env.action_dim, dtype=dtype, device=env.device), TypeError,
                  rf"actions must be floating point \(e\.g\. actions\.float\(\)\), got dtype {dtype}")  # fmt: skip
 
 
@@ -61,7 +65,8 @@ def test_a_tensor_on_another_device_is_refused_not_copied(envs, suite):
     env = envs[suite]
     elsewhere = torch.zeros(env.num_envs, env.action_dim, device="meta")  # a device that is not the env's
     fix = r"move them with actions\.to\(env\.device\)"
-    _refused(env, elsewhere, ValueError, rf"actions are on meta but the env is on cpu; {fix}")
+    where = re.escape(str(env._tensor_device))
+    _refused(env, elsewhere, ValueError, rf"actions are on meta but the env is on {where}; {fix}")
 
 
 @pytest.mark.parametrize("suite", ["metaworld", "parkour"])
@@ -69,7 +74,8 @@ def test_the_shape_error_is_unchanged(envs, suite):
     env = envs[suite]
     n, a = env.num_envs, env.action_dim
     for shape in ((n, a + 1), (n,), (n + 1, a), (a,)):
-        _refused(env, torch.zeros(shape), ValueError, rf"actions must have shape \({n}, {a}\) \(.+\), got ")
+        match = rf"actions must have shape \({n}, {a}\) \(.+\), got "
+        _refused(env, torch.zeros(shape, device=env.device), ValueError, match)
 
 
 @pytest.mark.parametrize("suite", ["metaworld", "parkour"])
@@ -77,7 +83,8 @@ def test_the_shape_error_is_unchanged(envs, suite):
 def test_any_float_dtype_is_cast_to_the_env_dtype_and_steps_as_float32_does(envs, suite, dtype):
     """Values a half-precision float holds exactly step the env exactly as the same float32 values do."""
     env = envs[suite]
-    a32 = torch.tensor([0.5, -0.25, 1.0, -1.0, 0.125, 0.0]).repeat(env.num_envs, 2)[:, : env.action_dim]
+    a32 = torch.tensor([0.5, -0.25, 1.0, -1.0, 0.125, 0.0], device=env.device).repeat(env.num_envs, 2)
+    a32 = a32[:, : env.action_dim]
     a32[0, 0] = 100.0  # clipped to +action_bound whatever the dtype
     cast = env._check_actions(a32.to(dtype))
     assert cast.dtype == env.action_dtype and cast.device == env.device
@@ -91,7 +98,7 @@ def test_any_float_dtype_is_cast_to_the_env_dtype_and_steps_as_float32_does(envs
 
 
 def test_the_gymnasium_face_converts_numpy_itself():
-    venv = GymVectorEnv(mtbench.make("reach", num_envs=2, device="cpu", episode_length=5))
+    venv = GymVectorEnv(mtbench.make("reach", num_envs=2, device=DEVICE, episode_length=5))
     venv.reset(seed=0)
     for actions in (np.zeros((2, 4)), np.zeros((2, 4), dtype=np.float32), [[0.1, 0, 0, 0], [0, 0.2, 0, 0]]):
         obs, rew, *_ = venv.step(actions)

@@ -1,8 +1,10 @@
-"""The env contract of DESIGN.md: shapes, allocation, auto-reset, episode statistics, options, bad input."""
+"""The env contract of DESIGN.md: shapes, allocation, auto-reset, episode statistics, options, bad input. On the CPU
+here; MTBENCH_TEST_DEVICE=cuda:0 runs it on CUDA with MuJoCo Warp (tests/devices.py, `mtbench bench gpu`)."""
 
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE, host
 
 import mtbench
 from mtbench.envs.core import even_counts
@@ -11,23 +13,23 @@ TASKS3 = ["reach-v3", "push", 31]  # Meta-World name, MTBench name, MTBench id
 
 
 def rand_actions(env, gen=None):
-    return torch.rand(env.num_envs, 4, generator=gen) * 2 - 1
+    return (torch.rand(env.num_envs, 4, generator=gen) * 2 - 1).to(env.device)
 
 
 @pytest.fixture(scope="module")
 def env():
-    e = mtbench.make(TASKS3, num_envs=7, device="cpu", seed=3, episode_length=20)
+    e = mtbench.make(TASKS3, num_envs=7, device=DEVICE, seed=3, episode_length=20)
     e.reset()
     return e
 
 
 def test_shapes_dtypes_onehot(env):
     obs = env.reset()
-    assert obs.shape == (7, 39 + 3) and obs.dtype == torch.float32 and obs.device.type == "cpu"
+    assert obs.shape == (7, 39 + 3) and obs.dtype == torch.float32 and obs.device.type == DEVICE.type
     assert env.task_ids == [40, 38, 31] and env.task_counts == [3, 2, 2]
     # one-hot index = rank of the MTBench id among the selected ids (31 < 38 < 40), as upstream
     expected = torch.tensor([[0, 0, 1]] * 3 + [[0, 1, 0]] * 2 + [[1, 0, 0]] * 2, dtype=torch.float32)
-    assert torch.equal(obs[:, 39:], expected)
+    assert torch.equal(host(obs[:, 39:]), expected)
     o, r, te, tr, info = env.step(rand_actions(env))
     assert o.shape == (7, 42) and r.shape == (7,) and te.dtype == torch.bool and tr.dtype == torch.bool
     assert info["success"].shape == (7,) and info["task_id"].tolist() == [40] * 3 + [38] * 2 + [31] * 2
@@ -43,9 +45,9 @@ def test_even_counts_match_upstream():
 
 
 def test_truncation_autoreset_and_episode_stats():
-    env = mtbench.make("reach", num_envs=4, device="cpu", seed=0, episode_length=5)
+    env = mtbench.make("reach", num_envs=4, device=DEVICE, seed=0, episode_length=5)
     env.reset()
-    total = torch.zeros(4)
+    total = torch.zeros(4, device=env.device)
     for _ in range(5):
         obs, r, te, tr, info = env.step(rand_actions(env))
         total += r
@@ -58,9 +60,9 @@ def test_truncation_autoreset_and_episode_stats():
 
 
 def test_goal_modes():
-    rand = mtbench.make("reach", num_envs=3, device="cpu", seed=0, episode_length=2, goal_mode="rand")
-    fixed = mtbench.make("reach", num_envs=3, device="cpu", seed=0, episode_length=2, goal_mode="fixed")
-    mw = mtbench.make("reach", num_envs=3, device="cpu", seed=42, episode_length=2, goal_mode="metaworld")
+    rand = mtbench.make("reach", num_envs=3, device=DEVICE, seed=0, episode_length=2, goal_mode="rand")
+    fixed = mtbench.make("reach", num_envs=3, device=DEVICE, seed=0, episode_length=2, goal_mode="fixed")
+    mw = mtbench.make("reach", num_envs=3, device=DEVICE, seed=42, episode_length=2, goal_mode="metaworld")
     goals = {}
     for name, e in (("rand", rand), ("fixed", fixed), ("mw", mw)):
         g0 = e.reset()[:, 36:39].clone()
@@ -73,16 +75,16 @@ def test_goal_modes():
     from mtbench.envs.metaworld.registry import TASKS
 
     ref = metaworld_goals(TASKS[40](), 42)[:3, 3:]
-    np.testing.assert_allclose(goals["mw"][0].numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(host(goals["mw"][0]).numpy(), ref, atol=1e-6)
 
 
 def test_reward_scale_and_terminate_on_success():
-    a = mtbench.make("reach", num_envs=2, device="cpu", seed=5)
-    b = mtbench.make("reach", num_envs=2, device="cpu", seed=5, reward_scale=100.0)
+    a = mtbench.make("reach", num_envs=2, device=DEVICE, seed=5)
+    b = mtbench.make("reach", num_envs=2, device=DEVICE, seed=5, reward_scale=100.0)
     a.reset(), b.reset()
-    act = torch.zeros(2, 4)
+    act = torch.zeros(2, 4, device=a.device)
     assert torch.allclose(b.step(act)[1], 100.0 * a.step(act)[1])
-    env = mtbench.make("reach", num_envs=2, device="cpu", seed=1, terminate_on_success=True, goal_mode="metaworld")
+    env = mtbench.make("reach", num_envs=2, device=DEVICE, seed=1, terminate_on_success=True, goal_mode="metaworld")
     from mtbench.envs.metaworld.experts import ScriptedExperts
 
     experts = ScriptedExperts(env.task_names, env.task_counts)
@@ -95,7 +97,7 @@ def test_reward_scale_and_terminate_on_success():
 
 
 def test_random_init_progress_desynchronises_episode_ends():
-    env = mtbench.make("reach", num_envs=32, device="cpu", seed=0, random_init_progress=True, episode_length=50)
+    env = mtbench.make("reach", num_envs=32, device=DEVICE, seed=0, random_init_progress=True, episode_length=50)
     env.reset()
     assert len(set(env.ep_length.tolist())) > 10
     ends = 0
@@ -134,10 +136,10 @@ def test_bad_configuration_fails_before_physics(kwargs, err, match, monkeypatch)
 def test_bad_actions(env):
     env.reset()
     with pytest.raises(ValueError, match="shape"):
-        env.step(torch.zeros(7, 3))
+        env.step(torch.zeros(7, 3, device=env.device))
     with pytest.raises(TypeError, match="floating"):
-        env.step(torch.zeros(7, 4, dtype=torch.long))
-    bad = torch.zeros(7, 4)
+        env.step(torch.zeros(7, 4, dtype=torch.long, device=env.device))
+    bad = torch.zeros(7, 4, device=env.device)
     bad[2, 1] = float("nan")
     qpos = env.blocks[0].state.sim.qpos.clone()
     with pytest.raises(ValueError, match="NaN"):
@@ -146,13 +148,13 @@ def test_bad_actions(env):
 
 
 def test_physics_blowup_resets_only_that_world():
-    env = mtbench.make(["reach", "push"], num_envs=6, device="cpu", seed=0)
+    env = mtbench.make(["reach", "push"], num_envs=6, device=DEVICE, seed=0)
     env.reset()
-    env.step(torch.zeros(6, 4))
+    env.step(torch.zeros(6, 4, device=env.device))
     sims = [b.state.sim for b in env.blocks]
     before = [s.qpos.clone() for s in sims]
     sims[1].qvel[1, 0] = float("nan")  # env 4: push block, second world
-    _, r, te, tr, info = env.step(torch.zeros(6, 4))
+    _, r, te, tr, info = env.step(torch.zeros(6, 4, device=env.device))
     assert info["physics_blowup"].tolist() == [False] * 4 + [True, False]
     assert info["physics_resets"].tolist() == [0] * 4 + [1, 0]
     assert tr[4] and not tr[[0, 1, 2, 3, 5]].any() and r[4] == 0
@@ -165,7 +167,7 @@ def test_physics_blowup_resets_only_that_world():
 def test_same_seed_same_rollout():
     outs = []
     for _ in range(2):
-        env = mtbench.make(["reach", "push"], num_envs=4, device="cpu", seed=11)
+        env = mtbench.make(["reach", "push"], num_envs=4, device=DEVICE, seed=11)
         env.reset()
         g = torch.Generator().manual_seed(0)
         for _ in range(5):

@@ -1,11 +1,13 @@
 """The env interface (mtbench/envs/core.py) and the suite registry (mtbench/envs/suites.py): both suites are one
-`MultiTaskVecEnv`, with the same checks, errors and `info` layout, and a task finds its suite in one place."""
+`MultiTaskVecEnv`, with the same checks, errors and `info` layout, and a task finds its suite in one place. On the CPU
+here; MTBENCH_TEST_DEVICE=cuda:0 runs the env fixtures on CUDA with MuJoCo Warp (tests/devices.py)."""
 
 import subprocess
 import sys
 
 import pytest
 import torch
+from devices import DEFAULT_BACKEND, DEVICE
 
 import mtbench
 from mtbench.envs.core import BACKENDS, MultiTaskVecEnv, resolve_backend, resolve_device
@@ -17,9 +19,10 @@ from mtbench.envs.suites import SUITES, suite_of
 @pytest.fixture(scope="module")
 def envs() -> dict[str, MultiTaskVecEnv]:
     out = {
-        "metaworld": mtbench.make(["reach", "push"], num_envs=3, device="cpu", seed=1, episode_length=3),
-        "parkour": mtbench.make([6, 20], num_envs=3, device="cpu", seed=1, episode_length=3, suite="parkour",
-                                random_init_progress=False),  # fmt: skip
+        "metaworld": mtbench.make(["reach", "push"], num_envs=3, device=DEVICE, seed=1, episode_length=3),
+        "parkour": mtbench.make(
+            [6, 20], num_envs=3, device=DEVICE, seed=1, episode_length=3, suite="parkour", random_init_progress=False
+        ),  # fmt: skip
     }
     for env in out.values():
         env.reset()
@@ -31,18 +34,18 @@ def test_both_suites_are_the_interface(envs):
     assert isinstance(envs["metaworld"], MetaWorldVecEnv) and isinstance(envs["parkour"], ParkourVecEnv)
     for name, env in envs.items():
         assert isinstance(env, MultiTaskVecEnv) and isinstance(env, SUITES[name].env_class)
-        assert env.backend == "cpu" and env.device.type == "cpu" and env.task_counts == [2, 1]
+        assert env.backend == DEFAULT_BACKEND and env.device.type == DEVICE.type and env.task_counts == [2, 1]
         assert env.task_slices == [slice(0, 2), slice(2, 3)] and env.block_of(env.task_names[1]) == slice(2, 3)
         assert env.env_task_id.tolist() == [env.task_ids[0]] * 2 + [env.task_ids[1]]
         assert torch.equal(env.onehot.argmax(1), env.task_index)
-        assert repr(env).startswith(f"{type(env).__name__}(3 envs on cpu/cpu")
+        assert repr(env).startswith(f"{type(env).__name__}(3 envs on {env.device}/{DEFAULT_BACKEND}")
 
 
 def test_the_info_layout_is_shared(envs):
     for env in envs.values():
         env.reset()
         for _ in range(3):
-            obs, rew, term, trunc, info = env.step(torch.zeros(env.num_envs, env.action_dim))
+            obs, rew, term, trunc, info = env.step(torch.zeros(env.num_envs, env.action_dim, device=env.device))
         assert obs.shape == (3, env.obs_dim) and rew.shape == (3,) and (term | trunc).all()
         assert {"success", "task_id", "final_obs", "physics_blowup", "physics_resets", "episode"} <= set(info)
         ep = info["episode"]
@@ -64,7 +67,7 @@ def test_action_checks_are_the_same_on_both_suites(envs, bad, err, match):
     for env in envs.values():
         before = env.ep_length.clone()
         with pytest.raises(err, match=match):
-            env.step(bad(env.num_envs, env.action_dim))
+            env.step(bad(env.num_envs, env.action_dim).to(env.device))
         assert torch.equal(env.ep_length, before)  # nothing was stepped
 
 

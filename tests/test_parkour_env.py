@@ -19,6 +19,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE, host, start_like
 
 from mtbench.envs.parkour import observations as O
 from mtbench.envs.parkour import rewards as W
@@ -33,8 +34,10 @@ QUIET = dict(domain_rand=False, dof_reset_range=(0.0, 0.0), random_init_progress
 
 
 def make(task=(6, 20), backend="cpu", **kw) -> ParkourVecEnv:
+    """The C engine on the CPU; MuJoCo Warp on MTBENCH_TEST_DEVICE (tests/devices.py)."""
     kw.setdefault("num_envs", 2 * len(task) if isinstance(task, (list, tuple)) else None)
-    return ParkourVecEnv(list(task) if isinstance(task, tuple) else task, device="cpu", backend=backend, **kw)
+    device = DEVICE if backend == "warp" else "cpu"
+    return ParkourVecEnv(list(task) if isinstance(task, tuple) else task, device=device, backend=backend, **kw)
 
 
 def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -525,16 +528,17 @@ def test_warp_engine_short_run():
     pytest.importorskip("mujoco_warp")
     envs = {e: make((6, 20), backend=e, seed=2, episode_length=4, random_init_progress=False) for e in ("cpu", "warp")}
     first = {e: env.reset() for e, env in envs.items()}
+    first["warp"] = host(start_like(envs["warp"], envs["cpu"]))  # CUDA: the C engine's draws (tests/devices.py)
     assert envs["warp"].backend == "warp"
     assert (first["cpu"] - first["warp"]).abs().max() < 1e-4  # the same draws, the same first observation
     gen = torch.Generator().manual_seed(0)
     acts = torch.randn(6, 4, 12, generator=gen) * 0.3
     for t in range(6):
-        outs = {e: env.step(acts[t]) for e, env in envs.items()}
+        outs = {e: env.step(acts[t].to(env.device)) for e, env in envs.items()}
         check_step_output(envs["warp"], outs["warp"])
         # a few steps from the same start stay close across engines (float32 vs float64)
         if t < 3:
-            assert (outs["cpu"][0] - outs["warp"][0]).abs().max() < 0.05
+            assert (outs["cpu"][0] - host(outs["warp"][0])).abs().max() < 0.05
     assert outs["warp"][4]["episode"]["length"].tolist() == [2] * 4  # auto-reset at step 4
 
 
@@ -553,24 +557,31 @@ seed 0): at the spawn <= 0.84 mm on all 21 types; at goals 1 and 7 <= 3.9 mm whe
 ramp goal 1: 3.9 mm; box_jump_even goal 1: 2.3 mm)."""
 
 
-def stand(tids: list[int], backend: str) -> dict:
+def stand(tids: list[int], backend: str, like: dict | None = None) -> dict:
+    """`like`: the C engine's reset state, which a Warp env on CUDA starts from (tests/devices.py)."""
     per = 1 + len(STAND_GOALS)
-    env = ParkourVecEnv(tids, task_counts=[per] * len(tids), device="cpu", backend=backend, difficulties=[0.5], **QUIET)
+    device = DEVICE if backend == "warp" else "cpu"
+    env = ParkourVecEnv(tids, task_counts=[per] * len(tids), device=device, backend=backend, difficulties=[0.5],
+                        **QUIET)  # fmt: skip
     env.reset()
+    start = env.state_dict()
+    if like is not None:
+        start_like(env, like)
     for b in env.blocks:
         for k, g in enumerate(STAND_GOALS):
             place(env, b.sl.start + 1 + k, *b.scene.column.goals[0, g])
-    done = torch.zeros(env.num_envs, dtype=torch.bool)
+    done = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(STAND_STEPS):
-        _, _, term, trunc, _ = env.step(torch.zeros(env.num_envs, 12))
+        _, _, term, trunc, _ = env.step(torch.zeros(env.num_envs, 12, device=env.device))
         done |= term | trunc
-    qpos, qvel = state(env)
-    return {"z": qpos[:, 2], "done": done, "speed": qvel.abs().max(1).values, "per": per}
+    qpos, qvel = (host(x) for x in state(env))
+    return {"z": qpos[:, 2], "done": host(done), "speed": qvel.abs().max(1).values, "per": per, "start": start}
 
 
 def check_stand(tids: list[int]) -> None:
     pytest.importorskip("mujoco_warp")
-    c, w = stand(tids, "cpu"), stand(tids, "warp")
+    c = stand(tids, "cpu")
+    w = stand(tids, "warp", like=c["start"])
     per = c["per"]
     rows, failures, compared = [], [], 0
     for n, tid in enumerate(tids):
@@ -636,7 +647,8 @@ def lie_down(tids: list[int], backend: str) -> dict:
         points = [tuple(col.origins[0])] + [tuple(col.goals[0, g]) for g in STAND_GOALS]
         rows = [(x, y, rpy) for x, y in points for rpy in FALLEN_POSES.values()]
         threads = {"nthread": 1} if backend == "cpu" else {}
-        sim = make_block(backend, scene.model, len(rows), torch.device("cpu"), **threads)
+        sim = make_block(backend, scene.model, len(rows), DEVICE if backend == "warp" else torch.device("cpu"),
+                         **threads)  # fmt: skip
         ground = [ground_under(col, x, y) for x, y, _ in rows]
         qpos = [np.concatenate([[x, y, g + FALLEN_CLEARANCE], quat_from_rpy(*rpy), R.DEFAULT_JOINT_POS])
                 for (x, y, rpy), g in zip(rows, ground)]  # fmt: skip
@@ -646,8 +658,8 @@ def lie_down(tids: list[int], backend: str) -> dict:
         sim.forward()
         for _ in range(STAND_STEPS):
             assert not sim.step(R.DECIMATION, kinematics=False).any()
-        out["pos"].append(sim.qpos[:, :3].double().clone())
-        out["speed"].append(sim.qvel.double().abs().max(1).values)
+        out["pos"].append(host(sim.qpos[:, :3]).double())
+        out["speed"].append(host(sim.qvel).double().abs().max(1).values)
         out["ground"].append(torch.tensor(ground, dtype=torch.float64))
     return {k: torch.cat(v) for k, v in out.items()}
 

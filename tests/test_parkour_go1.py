@@ -3,8 +3,8 @@
 The numbers the model must carry are restated here from Unitree's go1_description (const.xacro: joint limits
 in degrees, 33.5 N m, link masses), independently of the constants in robot.py. The stand test runs MTBench's
 control loop (PD recomputed at every 5 ms physics step, 4 per policy step, action 0) for 5 s from the 0.42 m
-spawn on MuJoCo C and on MuJoCo Warp (Warp's CPU device). This file took 58 s with an empty Warp kernel cache
-(JIT) and 15 s warm (~/.cache/warp) on 2 cores.
+spawn on MuJoCo C and on MuJoCo Warp (Warp's CPU device; MTBENCH_TEST_DEVICE=cuda:0 for CUDA). This file took
+58 s with an empty Warp kernel cache (JIT) and 15 s warm (~/.cache/warp) on 2 cores.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE
 
 from mtbench.envs.parkour import robot as R
 from mtbench.sim import make_block
@@ -194,16 +195,17 @@ def _roll_pitch(quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _stand(backend: str) -> dict[str, torch.Tensor]:
     """MTBench's loop with action 0 for POLICY_STEPS policy steps from the spawn pose; final state, float64."""
     m = R.load_go1(floor=True)
-    block = make_block(backend, m, N_WORLDS, torch.device("cpu"), **({"nthread": 1} if backend == "cpu" else {}))
-    dt = block.dtype
-    block.qpos[:] = torch.as_tensor(R.default_qpos(R.SPAWN_HEIGHT), dtype=dt)
+    where = torch.device("cpu") if backend == "cpu" else DEVICE  # the Warp side on MTBENCH_TEST_DEVICE
+    block = make_block(backend, m, N_WORLDS, where, **({"nthread": 1} if backend == "cpu" else {}))
+    dt, dev = block.dtype, block.device
+    block.qpos[:] = torch.as_tensor(R.default_qpos(R.SPAWN_HEIGHT), dtype=dt, device=dev)
     block.qvel[:] = 0
     block.forward()
-    kp = torch.tensor(KP_SCALE, dtype=dt)[:, None].expand(N_WORLDS, 12)
+    kp = torch.tensor(KP_SCALE, dtype=dt, device=dev)[:, None].expand(N_WORLDS, 12)
     kd = 1.0 / kp
-    limits = torch.as_tensor(R.TORQUE_LIMITS, dtype=dt)
-    default = torch.as_tensor(R.DEFAULT_JOINT_POS, dtype=dt)
-    action = torch.zeros(N_WORLDS, 12, dtype=dt)
+    limits = torch.as_tensor(R.TORQUE_LIMITS, dtype=dt, device=dev)
+    default = torch.as_tensor(R.DEFAULT_JOINT_POS, dtype=dt, device=dev)
+    action = torch.zeros(N_WORLDS, 12, dtype=dt, device=dev)
     for _ in range(POLICY_STEPS):
         target = default + action * 1.0  # action_scale 1.0
         for _ in range(R.DECIMATION):
@@ -212,9 +214,9 @@ def _stand(backend: str) -> dict[str, torch.Tensor]:
             assert not block.step(1).any()
     feet = [m.body(f).id for f in R.FOOT_BODIES]
     return {
-        "qpos": block.qpos.double().clone(),
-        "qvel": block.qvel.double().clone(),
-        "foot_z": block.xpos[:, feet, 2].double().clone(),
+        "qpos": block.qpos.double().cpu().clone(),
+        "qvel": block.qvel.double().cpu().clone(),
+        "foot_z": block.xpos[:, feet, 2].double().cpu().clone(),
     }
 
 

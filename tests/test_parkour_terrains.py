@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE
 
 from mtbench.envs.parkour import terrain_scene as S
 from mtbench.envs.parkour import terrains as T
@@ -436,13 +437,13 @@ def start_qpos(col: T.Column, model: mujoco.MjModel, names: list[str]) -> np.nda
 def settle(backend: str, model: mujoco.MjModel, q0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from mtbench.sim import make_block
 
-    block = make_block(backend, model, q0.shape[0], torch.device("cpu"))
+    block = make_block(backend, model, q0.shape[0], torch.device("cpu") if backend == "cpu" else DEVICE)
     block.qpos[:] = torch.as_tensor(q0, dtype=block.dtype)
     block.qvel[:] = 0
     block.forward()
     for _ in range(DROP_STEPS // 10):
         assert not block.step(10).any()
-    return block.qpos.double().numpy().copy(), block.qvel.double().numpy().copy()
+    return block.qpos.double().cpu().numpy().copy(), block.qvel.double().cpu().numpy().copy()
 
 
 def penetration(model: mujoco.MjModel, qpos: np.ndarray, body: int, nbody: int) -> float:

@@ -1,8 +1,9 @@
 """The MuJoCo C and MuJoCo Warp backends must tell the same story on Meta-World scenes.
 
-Warp runs on its CPU device here, so these tests need no GPU. The first run JIT-compiles MJWarp's
-kernels for the CPU and caches them in ~/.cache/warp (WARP_CACHE_PATH): this file took 2 minutes cold
-and 45 s warm on 2 cores, most of it stepping both backends in the agreement tests.
+Warp runs on its CPU device here, so these tests need no GPU (MTBENCH_TEST_DEVICE=cuda:0 puts the Warp blocks
+on CUDA, tests/devices.py). The first run JIT-compiles MJWarp's kernels for the CPU and caches them in
+~/.cache/warp (WARP_CACHE_PATH): this file took 2 minutes cold and 45 s warm on 2 cores, most of it stepping both
+backends in the agreement tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
+from devices import DEVICE, ON_CUDA, host
 
 from mtbench.sim.base import STATE_FIELDS, SceneBlock
 from mtbench.sim.cpu import CpuBlock
@@ -64,7 +66,7 @@ def load_scene(name: str) -> mujoco.MjModel:
 def make(backend: str, model: mujoco.MjModel) -> SceneBlock:
     if backend == "cpu":
         return CpuBlock(model, N, nthread=1)
-    return WarpBlock(model, N, device=torch.device("cpu"))
+    return WarpBlock(model, N, device=DEVICE)
 
 
 def body_ids(model: mujoco.MjModel, names: tuple[str, ...]) -> list[int]:
@@ -122,7 +124,7 @@ def setup_pair(name: str) -> tuple[CpuBlock, WarpBlock, list[int]]:
     moved = None if moved_name is None else body_ids(model, (moved_name,))[0]
     cpu = CpuBlock(model, N, nthread=1)
     settle(cpu, hand, moved)
-    warp = WarpBlock(model, N, device=torch.device("cpu"))
+    warp = WarpBlock(model, N, device=DEVICE)
     copy_state(cpu, warp)
     return cpu, warp, body_ids(model, compare)
 
@@ -135,7 +137,7 @@ def plan(cpu: CpuBlock, ids: list[int], height: float, nstep: int = 100):
 
 def errors(cpu: CpuBlock, warp: WarpBlock, ids: list[int]) -> np.ndarray:
     """(world, body) distance between the engines' body positions, metres."""
-    got = warp.xpos[:, ids].double().numpy()
+    got = host(warp.xpos[:, ids]).double().numpy()
     assert np.isfinite(got).all()
     return np.linalg.norm(got - cpu.xpos[:, ids].numpy(), axis=-1)
 
@@ -152,10 +154,11 @@ def test_engines_agree_free_running(name: str) -> None:
     err = errors(cpu, warp, ids).max(0)
     assert err.max() < FREE_RUN_TOL, f"{name}: max error (m) per body {dict(zip(SCENES[name][1], err))}"
     # the same through the views MJWarp fills in other kernels (and our static-geom kernel)
-    assert np.abs(warp.site_xpos.double().numpy() - cpu.site_xpos.numpy()).max() < FREE_RUN_TOL
-    assert np.abs(warp.geom_xpos.double().numpy() - cpu.geom_xpos.numpy()).max() < FREE_RUN_TOL
+    assert np.abs(host(warp.site_xpos).double().numpy() - cpu.site_xpos.numpy()).max() < FREE_RUN_TOL
+    assert np.abs(host(warp.geom_xpos).double().numpy() - cpu.geom_xpos.numpy()).max() < FREE_RUN_TOL
     # CpuBlock keeps MuJoCo's flat (n, ngeom, 9) rows; WarpBlock's are (n, ngeom, 3, 3): same row-major data
-    assert np.abs(warp.geom_xmat.double().numpy() - cpu.geom_xmat.numpy().reshape(warp.geom_xmat.shape)).max() < 1e-3
+    xmat = host(warp.geom_xmat).double().numpy()
+    assert np.abs(xmat - cpu.geom_xmat.numpy().reshape(xmat.shape)).max() < 1e-3
 
 
 @pytest.mark.parametrize("name", list(SCENES))
@@ -174,7 +177,7 @@ def test_engines_agree_one_step_in_contact(name: str) -> None:
 
 
 def test_warp_tensors_are_engine_memory() -> None:
-    warp = WarpBlock(load_scene("sawyer_drawer.xml"), N, device=torch.device("cpu"))
+    warp = WarpBlock(load_scene("sawyer_drawer.xml"), N, device=DEVICE)
     d, m = warp._d, warp._m
     for name in (
         "qpos",
@@ -212,9 +215,9 @@ def test_body_pos_is_per_world(backend: str) -> None:
     block.sync_model()
     block.forward()
     moved = (block.xpos - before["xpos"]).double()
-    assert torch.allclose(moved[1, [drawer, link], 0], torch.full((2,), 0.1, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(host(moved[1, [drawer, link], 0]), torch.full((2,), 0.1, dtype=torch.float64), atol=1e-5)
     assert torch.allclose(
-        (block.geom_xpos - before["geom_xpos"])[1, case, 0].double(), torch.tensor(0.1).double(), atol=1e-5
+        host(block.geom_xpos - before["geom_xpos"])[1, case, 0].double(), torch.tensor(0.1).double(), atol=1e-5
     ), "world-welded geoms must follow body_pos"
     others = [0, 2, 3]
     assert moved[others].abs().max() == 0
@@ -233,7 +236,7 @@ def test_step_flags_nan_world(backend: str) -> None:
 
 
 def test_cuda_without_gpu_says_what_to_do() -> None:
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or ON_CUDA:
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="backend='cpu'"):
         WarpBlock(load_scene("sawyer_push_v3.xml"), N, device=torch.device("cuda:0"))
@@ -249,13 +252,14 @@ def test_per_world_model_fields_take_effect_in_both_engines():
     model = mujoco.MjModel.from_xml_string(xml)
     finals = {}
     for backend in ("cpu", "warp"):
-        block = make_block(backend, model, 3, torch.device("cpu"), per_world=("geom_friction",))
+        block = make_block(backend, model, 3, torch.device("cpu") if backend == "cpu" else DEVICE,
+                           per_world=("geom_friction",))  # fmt: skip
         block.fields["geom_friction"][:, :, 0] = torch.tensor([0.2, 0.5, 1.0], dtype=block.dtype)[:, None]
         block.sync_model()
         block.qvel[:, 0] = 2.0
         for _ in range(100):
             block.step(1)
-        finals[backend] = block.qpos[:, 0].double().clone()
+        finals[backend] = host(block.qpos[:, 0]).double()
     x = finals["cpu"]
     assert x[0] > x[1] > x[2] > 0.0, x  # higher friction, shorter slide
     torch.testing.assert_close(finals["warp"], x, atol=2e-3, rtol=0)

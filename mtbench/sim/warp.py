@@ -130,6 +130,14 @@ class WarpBlock(SceneBlock):
         """Per-world sticky bitmask of `mjw.OverflowType`, set by every `step` that dropped pairs, contacts or
         constraint rows (or hit a solver iteration limit); never cleared here."""
         self._graphs: dict[object, wp.Graph] = {}
+        self.capture = not self._wdev.is_cuda or wp.is_mempool_enabled(self._wdev)
+        """On CUDA, capture each distinct call once as a CUDA graph and replay it (False: launch every kernel each
+        time, as on Warp's CPU device). MJWarp allocates temporaries inside `step`, which a capture allows only from
+        Warp's memory pool, so a device without one launches. `mtbench bench gpu` switches it to measure the graphs'
+        gain and to check that replayed and launched stepping agree bit for bit."""
+        if self._wdev.is_cuda and not wp.is_conditional_graph_supported():
+            # the solver's early exit is a conditional graph node; without them it runs its full iteration count
+            self._m.opt.graph_conditional = False
         self.forward()
 
     def _kinematics(self) -> None:
@@ -152,7 +160,8 @@ class WarpBlock(SceneBlock):
         """Run `fn(*args)` on the Warp device, ordered after pending torch work and before later torch work.
 
         On CUDA the launches are captured once per `key` and replayed: the graph (and the buffers it
-        allocated) belongs to this block and stays valid because MJWarp never reallocates `Data`.
+        allocated) belongs to this block and stays valid because MJWarp never reallocates `Data`. With
+        `capture` off they are launched on the same stream, in the same order with torch's.
         """
         with wp.ScopedDevice(self._wdev):
             if not self._wdev.is_cuda:
@@ -161,12 +170,16 @@ class WarpBlock(SceneBlock):
             torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
             warp_stream = self._wdev.stream
             warp_stream.wait_stream(torch_stream)
-            graph = self._graphs.get(key)
-            if graph is None:
-                with wp.ScopedCapture(device=self._wdev, stream=warp_stream) as capture:
+            if self.capture:
+                graph = self._graphs.get(key)
+                if graph is None:
+                    with wp.ScopedCapture(device=self._wdev, stream=warp_stream) as capture:
+                        fn(*args)
+                    graph = self._graphs[key] = capture.graph
+                wp.capture_launch(graph, stream=warp_stream)
+            else:
+                with wp.ScopedStream(warp_stream):
                     fn(*args)
-                graph = self._graphs[key] = capture.graph
-            wp.capture_launch(graph, stream=warp_stream)
             torch_stream.wait_stream(warp_stream)
 
     def step(self, nsubstep: int, kinematics: bool = True) -> torch.Tensor:
@@ -174,6 +187,15 @@ class WarpBlock(SceneBlock):
         self._run(nsubstep, self._substeps, nsubstep)
         # MJWarp raises no instability warnings; a blown-up world shows as non-finite state
         return ~(torch.isfinite(self.qpos).all(dim=1) & torch.isfinite(self.qvel).all(dim=1))
+
+    def _physics_only(self, nsubstep: int) -> None:
+        for _ in range(nsubstep):
+            mjw.step(self._m, self._d)
+
+    def step_physics_only(self, nsubstep: int) -> None:
+        """MuJoCo Warp's own `step`, `nsubstep` times, and nothing else (no kinematics after it, no blow-up mask):
+        the raw stepping rate that `mtbench bench gpu` measures the env against, captured like `step`."""
+        self._run(("physics", nsubstep), self._physics_only, nsubstep)
 
     def _full_forward(self) -> None:
         mjw.forward(self._m, self._d)
