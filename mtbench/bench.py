@@ -1,7 +1,8 @@
 """`mtbench bench env`: env-steps/s of our CPU engine, of the reference vector env, and of raw MuJoCo C
 on the same scenes and threads (the ceiling), measured in one run so that the ratios are comparable.
 `mtbench bench train`: end-to-end MT-PPO frames/s against env-only frames/s of the same env.
-`mtbench bench update`: time of one PPO gradient step for each Table 1 method, relative to vanilla MT-PPO.
+`mtbench bench update`: time of one PPO gradient step for each Table 1 method, relative to vanilla MT-PPO; with
+`table=schemes`, of each gradient scheme on each network, relative to that network without a scheme.
 `mtbench bench sac`: one SAC gradient step against one PPO minibatch step, for each network."""
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -141,9 +144,9 @@ def train_speed(args: list[str]) -> None:
     )
 
 
-def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats: int) -> float:
-    """Median seconds of one minibatch gradient step (forward, per-task losses, scheme, clip, Adam) of the
-    method given by `overrides`, on a synthetic rollout of exactly one minibatch."""
+def update_step(overrides: list[str], n_tasks: int, minibatch: int) -> Callable[[], float]:
+    """A function timing one minibatch gradient step (forward, per-task losses, scheme, clip, Adam) of the method
+    given by `overrides`, on a synthetic rollout of exactly one minibatch, in seconds."""
     from mtbench.config import compose, resolve_config
     from mtbench.train import build_algorithm
 
@@ -164,39 +167,78 @@ def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats
     buf.rewards.uniform_(generator=gen)
     buf.mu.normal_(generator=gen)
     buf.sigma.fill_(1.0)
-    times = []
-    for _ in range(repeats + 1):
+    last_value = torch.zeros(n_envs, device=agent.device)
+
+    def step() -> float:
         t0 = time.perf_counter()
-        agent.learn(buf, torch.zeros(n_envs, device=agent.device))
+        agent.learn(buf, last_value)
         if agent.device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))  # the first step warms up
+        return time.perf_counter() - t0
+
+    return step
+
+
+def interleaved(steps: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Median seconds per step of each of `steps`, timed in rounds of one step of each (after a warm-up round), so
+    that a drift of the machine's speed hits them all alike and their ratios stay comparable."""
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):
+        for k, step in steps.items():
+            times[k].append(step())
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def update_step_time(overrides: list[str], n_tasks: int, minibatch: int, repeats: int) -> float:
+    """Median seconds of one minibatch gradient step of the method given by `overrides` (see `update_step`)."""
+    return interleaved({"step": update_step(overrides, n_tasks, minibatch)}, repeats)["step"]
+
+
+UPDATE_SIZES = {"mt10": (10, 16384), "mt50": (50, 25600)}  # Table 3's minibatch sizes
 
 
 def update_overhead(args: list[str]) -> None:
-    """Per-step update time of every Table 1 method at the MT10 and MT50 minibatch sizes of Table 3."""
+    """Per-step update time at the MT10 and MT50 minibatch sizes of Table 3, the methods of one table timed in
+    interleaved rounds: `table=methods` every Table 1 method against vanilla MT-PPO; `table=schemes` each gradient
+    scheme on each network against that network's own update without a scheme."""
     from mtbench.methods import TABLE1
 
-    sizes = {"mt10": (10, 16384), "mt50": (50, 25600)}
-    opt = parse_overrides(args, {"repeats": 3, "methods": list(TABLE1), "sets": list(sizes)}, {
-        "repeats": PosInt, "methods": one_or_list_of(TABLE1), "sets": one_or_list_of(sizes)})  # fmt: skip
-    chosen = as_list(opt["methods"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps")
-    print("| method | overrides | " + " | ".join(f"{s.upper()} mb {sizes[s][1]} (s) | vs vanilla" for s in
-                                                  as_list(opt["sets"])) + " |")  # fmt: skip
-    print("|---|---|" + "---:|---:|" * len(as_list(opt["sets"])))
-    base: dict[str, float] = {}
-    for key in ["vanilla", *[m for m in chosen if m != "vanilla"]]:
-        method = TABLE1[key]
-        cells = []
-        for s in as_list(opt["sets"]):
-            n_tasks, mb = sizes[s]
-            t = update_step_time(list(method.overrides), n_tasks, mb, int(opt["repeats"]))
-            base.setdefault(s, t)
-            cells.append(f"{t:.3f} | {t / base[s]:.2f}x")
-        print(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | " + " | ".join(cells) + " |",
-              flush=True)  # fmt: skip
+    opt = parse_overrides(args, {"repeats": 3, "methods": list(TABLE1), "sets": list(UPDATE_SIZES), "table": "methods",
+                                 "networks": list(NETWORKS), "schemes": ["pcgrad", "cagrad"]}, {
+        "repeats": PosInt, "methods": one_or_list_of(TABLE1), "sets": one_or_list_of(UPDATE_SIZES),
+        "table": Literal["methods", "schemes"], "networks": one_or_list_of(NETWORKS),
+        "schemes": one_or_list_of(("pcgrad", "cagrad", "famo"))})  # fmt: skip
+    sets = as_list(opt["sets"])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {opt['repeats']} rounds")
+    if opt["table"] == "schemes":
+        return _scheme_table(as_list(opt["networks"]), as_list(opt["schemes"]), sets, int(opt["repeats"]))
+    keys = ["vanilla", *[m for m in as_list(opt["methods"]) if m != "vanilla"]]
+    cells: dict[str, list[str]] = {k: [] for k in keys}
+    for s in sets:
+        n_tasks, mb = UPDATE_SIZES[s]
+        t = interleaved({k: update_step(list(TABLE1[k].overrides), n_tasks, mb) for k in keys}, int(opt["repeats"]))
+        cells = {k: [*cells[k], f"{t[k]:.3f} | {t[k] / t['vanilla']:.2f}x"] for k in keys}
+    print("| method | overrides | " + " | ".join(f"{s.upper()} mb {UPDATE_SIZES[s][1]} (s) | vs vanilla" for s in
+                                                  sets) + " |")  # fmt: skip
+    print("|---|---|" + "---:|---:|" * len(sets))
+    for k in keys:
+        method = TABLE1[k]
+        print(f"| {method.label} | `{' '.join(method.overrides) or '(defaults)'}` | " + " | ".join(cells[k]) + " |")
+
+
+def _scheme_table(networks: list[str], schemes: list[str], sets: list[str], repeats: int) -> None:
+    """One row per network and task set: its update without a scheme, then each scheme's and its ratio to it."""
+    print("| network | set | no scheme (s) | " + " | ".join(f"{s} (s) | vs none" for s in schemes) + " |")
+    print("|---|---|---:|" + "---:|---:|" * len(schemes))
+    for s in sets:
+        n_tasks, mb = UPDATE_SIZES[s]
+        for net in networks:
+            steps = {k: update_step([f"network={net}", f"scheme={k}"], n_tasks, mb) for k in ["none", *schemes]}
+            t = interleaved(steps, repeats)
+            cells = " | ".join(f"{t[k]:.3f} | {t[k] / t['none']:.2f}x" for k in schemes)
+            print(f"| {net} | {s.upper()} | {t['none']:.3f} | {cells} |", flush=True)
 
 
 NETWORKS = ("mlp", "multihead", "care", "care_mh", "moore", "moore_mh", "paco", "soft_modularization")
@@ -304,6 +346,7 @@ def main(args: list[str]) -> None:
             "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [repeats=1] [reference=True] ...\n"
             "       mtbench bench train [task=mt10] [iterations=10] [any mtbench train key=value]\n"
             "       mtbench bench update [repeats=3] [methods=vanilla,pcgrad,...] [sets=mt10,mt50]\n"
+            "       mtbench bench update table=schemes [networks=mlp,paco,...] [schemes=pcgrad,cagrad] [sets=...]\n"
             "       mtbench bench table1 [task=mt10] [iterations=60] [seed=1] [methods=...] [out=DIR]\n"
             "       mtbench bench sac [repeats=3] [networks=mlp,moore,...] [sac_batch=8192] [ppo_minibatch=16384]"
         )

@@ -17,6 +17,8 @@ USAGE = """usage:
   mtbench train [task=mt10] [num_envs=...] [seed=42] [max_iterations=...] [experiment=...] [checkpoint=...]
                 [test=True checkpoint=runs/<experiment>/checkpoints/best.pt [record_videos=True]]
                 (all keys: mtbench train --help)
+  mtbench transfer mode=pretrain|model|embedding|data|scratch [checkpoint=...] [task=...] [transitions=N]
+                   (BRC's transfer to held-out Meta-World tasks: mtbench transfer --help)
   mtbench report [out=DIR] runs/<experiment> [runs/<experiment> ...]
   mtbench params [network=mlp|multihead|care|moore|paco|...] [task=mt10|mt50]   (parameter counts)
   mtbench play task=mt10 policy=expert|random [num_envs=50*tasks] [episode_length=500] [goal_mode=metaworld]
@@ -181,9 +183,12 @@ def params(args: list[str]) -> None:
     cfg = resolve_config(compose(args + ["sim_device=cpu"]))
     n = len(cfg.task_ids)
     probe = build_env(cfg, task_counts=[1] * n)  # one world per task: the observation and action sizes
-    counts = build_algorithm(cfg, probe.obs_dim, probe.action_dim).parameter_counts()
-    label = run_label(cfg) or cfg.network.name
-    print(f"{cfg.train.algo} network {label} for {n} tasks: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    agent = build_algorithm(cfg, probe.obs_dim, probe.action_dim)
+    label = getattr(agent, "network_label", None) or run_label(cfg) or cfg.network.name
+    show = lambda counts: ", ".join(f"{k} {v:,}" for k, v in counts.items())  # noqa: E731
+    print(f"{cfg.train.algo} network {label} for {n} tasks: {show(agent.parameter_counts())}")
+    for name, counts in getattr(agent, "preset_counts", dict)().items():  # a learner's size presets (BRC's widths)
+        print(f"  {name}: {show(counts)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,12 +217,17 @@ def _dispatch(cmd: str, rest: list[str]) -> None:
         from mtbench.gpucheck import main as gpu_main
 
         gpu_main(rest[1:])
+    elif cmd == "transfer":
+        from mtbench.transfer import main as transfer_main
+
+        transfer_main(rest)
     elif cmd == "bench":
         from mtbench.bench import main as bench_main
 
         bench_main(rest)
     else:
-        raise UserError(f"unknown command {cmd!r}; one of train, play, params, report, bench (mtbench --help)")
+        commands = "train, transfer, play, params, report, bench"
+        raise UserError(f"unknown command {cmd!r}; one of {commands} (mtbench --help)")
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ TOP_LEVEL: dict[str, Any] = {
 """Types and ranges of config.yaml's top-level keys (the sections are checked against their consumers)."""
 EVAL: dict[str, Any] = {"episodes_per_task": PosInt | None, "seed_offset": int}
 
-PROFILE_RUN_KEYS = ("num_envs", "max_iterations", "max_minutes")
-"""Keys of a train config's `gpu`/`cpu` profile that size the run; the others are the algorithm's settings."""
+PROFILE_RUN_KEYS = ("num_envs", "envs_per_task", "max_iterations", "max_minutes")
+"""Keys of a train config's `gpu`/`cpu` profile that size the run (`envs_per_task` instead of `num_envs`: that many
+envs for each task of the set, e.g. BRC's one env per task); the others are the algorithm's settings."""
 
 
 class ConfigError(UserError, ValueError):
@@ -234,7 +235,12 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
         if cfg.eval.episodes_per_task is None:
             cfg.eval.episodes_per_task = suite.eval_episodes
         if cfg.num_envs is None:
-            cfg.num_envs = sum(cfg.task_counts) if cfg.task_counts is not None else int(profile.num_envs)
+            if cfg.task_counts is not None:
+                cfg.num_envs = sum(cfg.task_counts)
+            elif "envs_per_task" in profile:
+                cfg.num_envs = int(profile.envs_per_task) * len(ids)
+            else:
+                cfg.num_envs = int(profile.num_envs)
         if cfg.num_envs < len(ids):
             raise ConfigError(f"num_envs={cfg.num_envs} is fewer than the {len(ids)} tasks; each task needs >= 1 env")
         if cfg.task_counts is None:

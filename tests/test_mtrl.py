@@ -112,8 +112,56 @@ def test_famo_loss_gradient_is_the_paper_weighting():
         torch.testing.assert_close(a, b)
 
 
+def _adam_numpy(lr: float, gamma: float):
+    """torch.optim.Adam with L2 weight decay, written out: step(w, g) -> new w."""
+    state = {"m": 0.0, "v": 0.0, "t": 0}
+    b1, b2 = 0.9, 0.999
+
+    def step(w, g):
+        g = g + gamma * w
+        state["t"] += 1
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["v"] = b2 * state["v"] + (1 - b2) * g * g
+        t = state["t"]
+        return w - lr * (state["m"] / (1 - b1**t)) / (np.sqrt(state["v"] / (1 - b2**t)) + 1e-8)
+
+    return step
+
+
+def _softmax_jacobian_t(w: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    z = np.exp(w) / np.exp(w).sum()
+    return (np.diag(z) - np.outer(z, z)).T @ delta
+
+
+def test_famo_after_step_form_step_by_step():
+    """The FAMO paper's official code: each minibatch, delta = log D(before its step) - log D(same minibatch after
+    it), and the logits take an Adam step along J_softmax^T delta, not normalised."""
+    gamma, lr, eps = 1e-3, 1e-2, 1e-2
+    famo = FAMOWeights(3, torch.device("cpu"), gamma=gamma, w_lr=lr, eps=eps, loss_change="after_step")
+    before = [np.array([1.0, 2.0, 0.3]), np.array([0.9, 1.5, 0.31]), np.array([0.5, 1.4, 0.2])]
+    after = [np.array([0.8, 1.9, 0.32]), np.array([0.85, 1.0, 0.3]), np.array([0.52, 1.3, 0.1])]
+    w, adam = np.zeros(3), _adam_numpy(lr, gamma)
+    for b, a in zip(before, after):
+        famo.update(torch.tensor(b, dtype=torch.float32))
+        np.testing.assert_allclose(famo.w.detach().numpy(), w, rtol=1e-5, atol=1e-9)  # nothing moves before the step
+        famo.update_after_step(torch.tensor(a, dtype=torch.float32))
+        w = adam(w, _softmax_jacobian_t(w, np.log(b + eps) - np.log(a + eps)))
+        np.testing.assert_allclose(famo.w.detach().numpy(), w, rtol=1e-5, atol=1e-9)
+
+
+def test_famo_forgets_the_previous_minibatch():
+    famo = FAMOWeights(2, torch.device("cpu"))
+    famo.update(torch.tensor([1.0, 2.0]))
+    famo.forget()
+    famo.update(torch.tensor([0.1, 5.0]))  # a new rollout: no comparison with the last one
+    assert np.allclose(famo.w.detach().numpy(), 0.0)
+    with pytest.raises(RuntimeError, match="after_step form"):
+        famo.update_after_step(torch.tensor([1.0, 1.0]))
+
+
 def test_famo_logit_update_step_by_step():
-    """Two toy losses over three minibatches: the logits follow Adam on the normalised J^T delta."""
+    """Upstream's form (the default): two toy losses over three minibatches, the logits follow Adam on the
+    normalised J^T delta with delta = log D(previous minibatch) - log D(this minibatch)."""
     gamma, lr, eps = 1e-3, 1e-3, 1e-2
     famo = FAMOWeights(2, torch.device("cpu"), gamma=gamma, w_lr=lr, eps=eps)
     seq = [torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.9]), torch.tensor([0.45, 1.0])]
@@ -165,6 +213,28 @@ def _slsqp_cagrad(GG, c=0.4):
     return res.x
 
 
+@pytest.mark.parametrize("n", [3, 10, 50])
+def test_cagrad_solver_stops_at_its_tolerance(n):
+    """The solver stops when the Frank-Wolfe gap, an upper bound on F(w) - min F, is below tol (F in units of the
+    mean squared task-gradient norm): checked against SLSQP's minimum, and a tighter tol takes more iterations."""
+    from mtbench.mtrl.cagrad import solve_cagrad
+
+    rng = np.random.default_rng(n)
+    G = rng.normal(size=(n, 4 * n)) + rng.normal(size=(1, 4 * n))
+    GG = G @ G.T
+    A = GG / np.diag(GG).mean()
+    b = np.full(n, 1.0 / n)
+    F = lambda w: w @ A @ b + 0.4 * np.sqrt(b @ A @ b) * np.sqrt(w @ A @ w)  # noqa: E731
+    best = F(_slsqp_cagrad(GG))
+    loose, tight = solve_cagrad(GG, tol=1e-4), solve_cagrad(GG, tol=1e-8)
+    for sol, tol in ((loose, 1e-4), (tight, 1e-8)):
+        assert sol.gap <= tol and F(sol.weights) - best <= tol + 1e-9
+        assert abs(sol.weights.sum() - 1) < 1e-12 and sol.weights.min() >= 0
+    assert 0 < loose.iterations < tight.iterations < 2000
+    capped = solve_cagrad(GG, tol=1e-14, max_iterations=5)
+    assert capped.iterations == 5 and capped.gap > 1e-14  # the cap is reported, not hidden
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_cagrad_weights_and_update_match_scipy_slsqp(seed):
     from mtbench.mtrl.cagrad import cagrad, cagrad_weights
@@ -192,7 +262,7 @@ def test_simplex_projection_matches_brute_force():
     rng = np.random.default_rng(0)
     for _ in range(5):
         v = rng.normal(size=6) * 2
-        ours = project_simplex(torch.from_numpy(v)).numpy()
+        ours = project_simplex(v)
         cons = ({"type": "eq", "fun": lambda x: x.sum() - 1.0},)
         ref = minimize(lambda x, v=v: ((x - v) ** 2).sum(), np.full(6, 1 / 6), bounds=[(0, None)] * 6,
                        constraints=cons, method="SLSQP", options={"ftol": 1e-14}).x  # fmt: skip

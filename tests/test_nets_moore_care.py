@@ -125,7 +125,113 @@ def test_moore_mt10_sh_parameter_count_at_paper_sizes():
     assert count_parameters(net) == {"actor": actor, "critic": critic, "total": actor + critic}
 
 
+def _randomise(module: torch.nn.Module, seed: int, scale: float = 0.3) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * scale)
+
+
+def _moore_reference(body, obs: np.ndarray, task: np.ndarray, n_tasks: int) -> np.ndarray:
+    """MOORE (Hendawy et al., 2024) for one sample at a time, one expert at a time, from the raw parameters:
+    h_e = MLP_e(s) (ReLU between layers, linear last); classical Gram-Schmidt u_1 = h_1 / |h_1|,
+    u_e = (h_e - Σ_{j<e} <h_e, u_j> u_j) / |...|; w_c = task encoder(one-hot) (no softmax);
+    y = tanh(Σ_e w_ce u_e); out = head([y, one-hot]) or task c's head(y)."""
+    P = {name: p.detach().numpy() for name, p in body.named_parameters()}
+    relu = lambda x: np.maximum(x, 0.0)  # noqa: E731
+    E, layers = P["experts.layers.0.weight"].shape[0], len(body.experts.layers)
+    outs = []
+    for o, c in zip(obs, task):
+        s, one_hot = o[:OBS], o[OBS:]
+        h = []
+        for e in range(E):
+            x = s
+            for k in range(layers):
+                x = x @ P[f"experts.layers.{k}.weight"][e] + P[f"experts.layers.{k}.bias"][e, 0]
+                x = relu(x) if k < layers - 1 else x
+            h.append(x)
+        u = []
+        for e in range(E):
+            v = h[e] - sum((h[e] @ q) * q for q in u)
+            u.append(v / np.linalg.norm(v))
+        w = relu(one_hot @ P["task_encoder.0.weight"].T) @ P["task_encoder.2.weight"].T
+        y = np.tanh(sum(w[e] * u[e] for e in range(E)))
+        if body.multihead:
+            outs.append(y @ P["head.weight"][c] + P["head.bias"][c])
+        else:
+            outs.append(np.concatenate([y, one_hot]) @ P["head.weight"].T + P["head.bias"])
+    return np.stack(outs)
+
+
+@pytest.mark.parametrize("multihead", [False, True])
+def test_moore_matches_slow_per_sample_reference(multihead):
+    net = MOOREActorCritic(OBS + 3, ACT, 3, n_experts=3, num_layers=2, hidden_dim=11, task_encoder_units=(6,),
+                           multihead=multihead).double()  # fmt: skip
+    _randomise(net, seed=7)
+    task = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+    obs = make_obs(task, 3, torch.randn(7, OBS, dtype=torch.float64)).double()
+    mu, _, value = net(obs, task)
+    np.testing.assert_allclose(mu.detach().numpy(), _moore_reference(net.actor, obs.numpy(), task.numpy(), 3),
+                               rtol=1e-9, atol=1e-10)  # fmt: skip
+    ref_v = _moore_reference(net.critic, obs.numpy(), task.numpy(), 3)[:, 0]
+    np.testing.assert_allclose(value.detach().numpy(), ref_v, rtol=1e-9, atol=1e-10)
+
+
 # ---------------------------------------------------------------- CARE
+
+
+def _care_reference(body, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
+    """CARE (Sodhani et al., 2021) for one sample at a time, one encoder at a time, from the raw parameters:
+    z_ctx = MLP(ReLU(e_c)) of the task's frozen embedding; encoder k: z_k = MLP_k(s) (ReLU between layers, linear
+    last); α = softmax_k(z_ctx · z_k / temperature); z_enc = MLP_att(Σ_k α_k z_k);
+    out = head(MLP_trunk([z_enc, z_ctx])), one head or task c's."""
+    P = {name: p.detach().numpy() for name, p in body.named_parameters()}
+    emb = body.task_embedding.numpy()
+    relu = lambda x: np.maximum(x, 0.0)  # noqa: E731
+    lin = lambda name, x: x @ P[f"{name}.weight"].T + (P[f"{name}.bias"] if f"{name}.bias" in P else 0)  # noqa: E731
+
+    def mlp(prefix: str, x: np.ndarray) -> np.ndarray:  # Linear + ReLU per layer, as mtbench's mlp(.., None)
+        k = 0
+        while f"{prefix}.{k}.weight" in P:
+            x = relu(lin(f"{prefix}.{k}", x))
+            k += 2
+        return x
+
+    E, layers = P["encoders.layers.0.weight"].shape[0], len(body.encoders.layers)
+    outs = []
+    for o, c in zip(obs, task):
+        s = o[: body.true_obs_dim]
+        ctx = relu(emb[c])
+        ctx = relu(lin("context_encoder.3", relu(lin("context_encoder.1", ctx))))
+        ctx = mlp("context_encoder.5", ctx)
+        z = []
+        for e in range(E):
+            x = s
+            for k in range(layers):
+                x = x @ P[f"encoders.layers.{k}.weight"][e] + P[f"encoders.layers.{k}.bias"][e, 0]
+                x = relu(x) if k < layers - 1 else x
+            z.append(x)
+        scores = np.array([ctx @ z[e] for e in range(E)]) / body.temperature
+        alpha = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        z_enc = mlp("attention_mlp", sum(alpha[e] * z[e] for e in range(E)))
+        h = mlp("trunk", np.concatenate([z_enc, ctx]))
+        outs.append(h @ P["head.weight"][c] + P["head.bias"][c] if body.multihead else lin("head", h))
+    return np.stack(outs)
+
+
+@pytest.mark.parametrize("multihead", [False, True])
+def test_care_matches_slow_per_sample_reference(tmp_path, multihead):
+    names = ["reach-v3", "push-v3", "pick-place-v3"]
+    net = make_care(tmp_path, names, dim=5, units=(9, 7), n_experts=3, encoder_units=(6, 4), temperature=0.7,
+                    attention_units=(5,), context_units=(8, 4), multihead=multihead).double()  # fmt: skip
+    _randomise(net, seed=8, scale=0.5)
+    task = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+    obs = make_obs(task, 3, torch.randn(7, OBS, dtype=torch.float64)).double()
+    mu, _, value = net(obs, task)
+    np.testing.assert_allclose(mu.detach().numpy(), _care_reference(net.actor, obs.numpy(), task.numpy()),
+                               rtol=1e-9, atol=1e-10)  # fmt: skip
+    ref_v = _care_reference(net.critic, obs.numpy(), task.numpy())[:, 0]
+    np.testing.assert_allclose(value.detach().numpy(), ref_v, rtol=1e-9, atol=1e-10)
 
 
 @pytest.mark.parametrize("multihead", [False, True])

@@ -6,13 +6,14 @@ from __future__ import annotations
 import torch
 
 from mtbench.algos.base import Algorithm
+from mtbench.algos.brc import BRC
 from mtbench.algos.grpo import GRPO
 from mtbench.algos.ppo import PPO
 from mtbench.algos.pqn import PQN
 from mtbench.algos.sac import SAC
 from mtbench.mtrl import make_scheme
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "sac": SAC, "grpo": GRPO, "pqn": PQN}
+ALGORITHMS: dict[str, type[Algorithm]] = {"ppo": PPO, "sac": SAC, "grpo": GRPO, "pqn": PQN, "brc": BRC}
 
 
 def make_algorithm(

@@ -239,6 +239,13 @@ class GRPO(Algorithm):
             "clipfrac": terms["clipfrac"],
         }
 
+    def _scheme_losses(self, actor: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """The per-task losses the scheme sees: exponentiated for a scheme that needs them positive (upstream's
+        GRPO+FAMO: FAMO's log-loss weighting), and zero for the tasks the stabiliser leaves out."""
+        if getattr(self.scheme, "positive_losses", False):
+            actor = actor.exp()
+        return actor if keep is None else torch.where(keep, actor, 0.0)
+
     def update(self) -> dict[str, torch.Tensor]:
         cfg, buf = self.cfg, self.buf
         if self.t != cfg.horizon:
@@ -257,19 +264,19 @@ class GRPO(Algorithm):
             "sigma": flat(buf["sigma"]), "adv": adv.reshape(-1), "task": task,
         }  # fmt: skip
         params = self.net.actor_parameters()
+        self.scheme.forget()  # new advantages: the last iteration's losses are no reference
         sums: dict[str, torch.Tensor] = {}
         B, n_mb = T * N, 0
         for _ in range(cfg.mini_epochs):
             perm = torch.randperm(B, generator=self.gen, device=self.device)
             for start in range(0, B, cfg.minibatch_size):
                 mb = {k: v[perm[start : start + cfg.minibatch_size]] for k, v in data.items()}
-                losses = self.task_losses(mb)
-                actor = losses["actor"]
-                if getattr(self.scheme, "positive_losses", False):
-                    actor = actor.exp()  # upstream's GRPO+FAMO: FAMO's log-loss weighting needs positive losses
+                with self.scheme.recording(self.net, mb["task"], "actor"):
+                    losses = self.task_losses(mb)
+                keep = None
                 if self.stabilizer is not None:
                     keep = self.stabilizer.keep_tasks(losses["actor"], losses["counts"])
-                    actor = torch.where(keep, actor, 0.0)
+                actor = self._scheme_losses(losses["actor"], keep)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheme.backward_part("actor", actor, losses["counts"], params)
                 grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -277,6 +284,9 @@ class GRPO(Algorithm):
                 if self.stabilizer is not None:
                     self.stabilizer.reset_tasks(~keep, self.optimizer, self.gen)
                     sums["masked_tasks"] = sums.get("masked_tasks", 0.0) + (~keep).sum()
+                if self.scheme.wants_losses_after_step:  # FAMO's after_step form: the same minibatch, stepped
+                    with torch.no_grad():
+                        self.scheme.after_step(self._scheme_losses(self.task_losses(mb)["actor"], keep))
                 counts = losses["counts"]
                 for key in ("surrogate", "entropy", "bounds"):
                     sums[key] = sums.get(key, 0.0) + (losses[key].detach() * counts).sum() / counts.sum()
@@ -288,6 +298,7 @@ class GRPO(Algorithm):
         out.update({k: sums[k] / n_mb for k in ("kl", "clipfrac", "grad_norm")})
         if "masked_tasks" in sums:
             out["masked_tasks"] = sums["masked_tasks"] / n_mb
+        out.update(self.scheme.metrics())
         out["adv/scored"] = scored.float().mean()
         out["lr"] = torch.tensor(cfg.lr)
         out["std"] = self.net.log_std.detach().exp().mean()

@@ -316,6 +316,7 @@ class PPO(Algorithm):
                 f"choose e.g. minibatch_size={B // 4}"
             )
         actor_params, critic_params = self.net.actor_parameters(), self.net.critic_parameters()
+        self.scheme.forget()  # new returns, refit value normaliser: the last iteration's losses are no reference
         sums: dict[str, torch.Tensor] = {}
         n_mb = 0
         for _ in range(cfg.mini_epochs):
@@ -324,7 +325,8 @@ class PPO(Algorithm):
             for start in range(0, B, cfg.minibatch_size):
                 idx = perm[start : start + cfg.minibatch_size]
                 mb = {k: v[idx] for k, v in data.items()}
-                losses = self.task_losses(mb)
+                with self.scheme.recording(self.net, mb["task"]):
+                    losses = self.task_losses(mb)
                 if cfg.log_grad_conflict and n_mb == 0:
                     sums.update(self._conflicts(losses, actor_params, critic_params))
                 actor_losses, critic_losses = losses["actor"], losses["critic"]
@@ -339,6 +341,10 @@ class PPO(Algorithm):
                 if self.stabilizer is not None:
                     self.stabilizer.reset_tasks(~keep, self.optimizer, self.gen)
                     sums["masked_tasks"] = sums.get("masked_tasks", 0.0) + (~keep).sum()
+                if self.scheme.wants_losses_after_step:  # FAMO's after_step form: the same minibatch, stepped
+                    with torch.no_grad():
+                        after = self.task_losses(mb)["critic"]
+                    self.scheme.after_step(after if self.stabilizer is None else torch.where(keep, after, 0.0))
                 epoch_kl = epoch_kl + losses["kl"]
                 counts = losses["counts"]
                 for key in ("surrogate", "value_loss", "entropy", "bounds"):
@@ -356,6 +362,7 @@ class PPO(Algorithm):
         out["lr"] = torch.tensor(self.lr)
         out["std"] = self.net.log_std.detach().exp().mean()
         out.update({k: v for k, v in mean.items() if k.startswith("grad_cos") or k == "masked_tasks"})
+        out.update(self.scheme.metrics())
         return out
 
     def _conflicts(self, losses: dict, actor_params: list, critic_params: list) -> dict[str, torch.Tensor]:

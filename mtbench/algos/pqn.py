@@ -253,7 +253,8 @@ class PQN(Algorithm):
     def gradient_step(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One RAdam step on the per-task losses through the MTRL scheme; gradients clipped after backward."""
         counts = task_counts(mb["task"], self.n_tasks)
-        out = self.task_losses(mb)
+        with self.scheme.recording(self.net, mb["task"]):
+            out = self.task_losses(mb)
         losses = out["loss"]
         keep = None if self.stabilizer is None else self.stabilizer.keep_tasks(losses, counts)
         if keep is not None:
@@ -267,12 +268,17 @@ class PQN(Algorithm):
         if keep is not None:
             self.stabilizer.reset_tasks(~keep, self.optimizer, self.gen)
             metrics["masked_tasks"] = (~keep).sum().float()
+        if self.scheme.wants_losses_after_step:  # FAMO's after_step form: the same minibatch, stepped
+            with torch.no_grad():
+                after = self.task_losses(mb)["loss"]
+            self.scheme.after_step(after if keep is None else torch.where(keep, after, 0.0))
         return metrics
 
     def learn(self, buf: Rollout) -> dict[str, torch.Tensor]:
         """`mini_epochs` shuffled passes of `num_minibatches` minibatches; metrics averaged over the steps."""
         c = self.cfg
         data = self.prepare(buf)
+        self.scheme.forget()  # new Q(λ) targets: the last rollout's losses are no reference
         B = data["obs"].shape[0]
         sums: dict[str, torch.Tensor] = {}
         for _ in range(c.mini_epochs):
@@ -283,6 +289,7 @@ class PQN(Algorithm):
         out = {k: v / (c.mini_epochs * c.num_minibatches) for k, v in sums.items()}
         if "masked_tasks" in out:
             out["masked_tasks"] = sums["masked_tasks"]
+        out.update(self.scheme.metrics())
         out["target_mean"] = data["target"].mean()
         out["epsilon"], out["lr"] = torch.tensor(self.epsilon), torch.tensor(self.lr)
         return out

@@ -217,6 +217,7 @@ class SAC(Algorithm):
         if not self.learned:
             nan = torch.tensor(float("nan"), device=self.device)
             return {**{k: nan for k in METRICS}, "buffer": torch.tensor(float(self.buffer.size))}
+        self.scheme.forget()  # the input normaliser moved since the last update: earlier losses are no reference
         sums: dict[str, torch.Tensor] = {}
         for _ in range(self.cfg.gradient_steps_per_itr):
             for k, v in self.gradient_step(self.buffer.sample(self.cfg.batch_size, self.gen)).items():
@@ -224,6 +225,7 @@ class SAC(Algorithm):
         self.updates += self.cfg.gradient_steps_per_itr
         out = {k: sums[k] / self.cfg.gradient_steps_per_itr for k in METRICS}
         out["buffer"] = torch.tensor(float(self.buffer.size))
+        out.update(self.scheme.metrics())
         return out
 
     def critic_losses(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -236,8 +238,9 @@ class SAC(Algorithm):
             q2 = self.critic_target(next_obs, a2, task).min(0).values
             alpha = self.log_alpha.exp()[task]
             target = b["reward"] + b["discount"] * (q2 - alpha * logp2)
-        q = self.critic(obs, b["action"], task)
-        per_sample = 0.5 * (q - target).square().sum(0)
+        with self.scheme.recording(self.critic, task, "critic"):
+            q = self.critic(obs, b["action"], task)
+            per_sample = 0.5 * (q - target).square().sum(0)
         return {"critic": per_task_mean(per_sample, task, n), "q": q.mean().detach(), "obs": obs, "target": target}
 
     def gradient_step(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -267,6 +270,11 @@ class SAC(Algorithm):
         self.critic_opt.step()
         if keep is not None:
             self.critic_stabilizer.reset_tasks(~keep, self.critic_opt, self.gen)
+        if self.scheme.wants_losses_after_step and self.scheme.apply_to == "critic":  # FAMO's after_step form
+            with torch.no_grad():
+                q = self.critic(c["obs"], b["action"], b["task"])
+                after = per_task_mean(0.5 * (q - c["target"]).square().sum(0), b["task"], self.n_tasks)
+            self.scheme.after_step(after if keep is None else torch.where(keep, after, 0.0))
         return c
 
     def actor_step(self, obs: torch.Tensor, task: torch.Tensor, counts: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -274,15 +282,10 @@ class SAC(Algorithm):
         of the temperatures: each task's α sees only its own samples and rises when their entropy is below the
         target."""
         n = self.n_tasks
-        action, logp = self._pi(obs, task)
-        critic_params = list(self.critic.parameters())
-        for p in critic_params:  # no weight gradients for the critics from the actor's loss
-            p.requires_grad_(False)
-        q = self.critic(obs, action, task).min(0).values
-        for p in critic_params:
-            p.requires_grad_(True)
-        alpha = self.log_alpha.exp().detach()
-        losses = per_task_mean(alpha[task] * logp - q, task, n)
+        after_step = self.scheme.wants_losses_after_step and self.scheme.apply_to == "actor"
+        noise = self.gen.get_state() if after_step else None  # FAMO's after_step form redraws the same actions
+        with self.scheme.recording(self.actor, task, "actor"):
+            losses, logp = self._actor_losses(obs, task)
         keep = self._keep(self.actor_stabilizer, losses, counts)
         if keep is not None:
             losses = torch.where(keep, losses, 0.0)
@@ -292,6 +295,13 @@ class SAC(Algorithm):
         self.actor_opt.step()
         if keep is not None:
             self.actor_stabilizer.reset_tasks(~keep, self.actor_opt, self.gen)
+        if after_step:
+            drawn = self.gen.get_state()
+            self.gen.set_state(noise)
+            with torch.no_grad():
+                after = self._actor_losses(obs, task)[0]
+            self.gen.set_state(drawn)
+            self.scheme.after_step(after if keep is None else torch.where(keep, after, 0.0))
 
         entropy = per_task_mean(-logp.detach(), task, n)
         alpha_loss = (self.log_alpha * (entropy - self.target_entropy) * (counts > 0)).sum()
@@ -299,6 +309,18 @@ class SAC(Algorithm):
         alpha_loss.backward()
         self.alpha_opt.step()
         return {"actor": losses, "entropy": entropy, "alpha_loss": alpha_loss.detach(), "grad_norm": grad_norm}
+
+    def _actor_losses(self, obs: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-task means of α_task log π - min_i Q_i with the critics frozen, log π (B,))."""
+        action, logp = self._pi(obs, task)
+        critic_params = list(self.critic.parameters())
+        for p in critic_params:  # no weight gradients for the critics from the actor's loss
+            p.requires_grad_(False)
+        q = self.critic(obs, action, task).min(0).values
+        for p in critic_params:
+            p.requires_grad_(True)
+        alpha = self.log_alpha.exp().detach()
+        return per_task_mean(alpha[task] * logp - q, task, self.n_tasks), logp
 
     @staticmethod
     def _keep(net: nn.Module | None, losses: torch.Tensor, counts: torch.Tensor) -> torch.Tensor | None:

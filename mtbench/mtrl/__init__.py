@@ -1,26 +1,43 @@
-"""Gradient schemes: how per-task losses become one update of the shared parameters.
+"""Gradient schemes: how per-task losses become one update of the network's parameters.
 
-A scheme sees only per-task loss vectors `(n_tasks,)`, the number of samples behind each entry, and the
-actor and critic parameter groups; it leaves gradients in `.grad`. The learner then clips and steps.
-Schemes that manipulate gradients apply to the critic, the actor or both (`apply_to`; default "critic" as
-upstream MTBench); the untouched part gets the plain mean-loss gradient. The critic losses a scheme sees
-already carry PPO's 0.5 * critic_coef factor (upstream's PCGrad/CAGrad project the raw value loss; the
-directions are the same, the critic gradient is scaled by that constant).
+A scheme sees per-task loss vectors `(n_tasks,)`, the number of samples behind each entry, and parameter lists; it
+leaves gradients in `.grad`. The learner then clips and steps.
+
+Parts and shared parameters. A learner's loss has parts, the actor's and the critic's (SAC, GRPO and PQN hand one
+part at a time to `backward_part`). A scheme that manipulates gradients applies to the critic part, the actor part
+or both (`apply_to`; default "critic" as upstream MTBench). A part is a *loss*, not a parameter group: the scheme
+takes the per-task gradients of the part it applies to over every parameter that part's losses reach, its own and
+any it shares with the other part (PaCo's trunk and task logits), and combines them; a part it does not apply to
+contributes the gradient of its plain mean loss. A shared parameter therefore gets both gradients, each part's
+in its own way, exactly as a plain backward pass of the sum would give it both. (Upstream MTBench splits by
+parameter name and gives the shared trunk no value-loss gradient at all under PCGrad/CAGrad.)
+
+Per-task gradients cost one backward pass (`task_gradients="layers"`, the default): the learner runs its forward
+pass inside `scheme.recording(module, task)` and the layer rules turn the recorded layers' inputs and back-
+propagated signals into per-task gradients (mtbench.mtrl.recording). `"autograd"` takes one backward pass per task
+instead, for a network with a layer no rule covers (which the default refuses loudly).
+
+The critic losses a scheme sees already carry PPO's 0.5 * critic_coef factor (upstream's PCGrad/CAGrad project
+the raw value loss; the directions are the same, the critic gradient is scaled by that constant).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
 import torch
+from torch import nn
 
-from mtbench.mtrl.cagrad import cagrad
-from mtbench.mtrl.famo import FAMOWeights
-from mtbench.mtrl.grads import add_flat_grad, task_gradients
-from mtbench.mtrl.pcgrad import pcgrad
-from mtbench.validation import NonNegFloat, PosFloat
+from mtbench.mtrl.cagrad import MAX_ITERATIONS, TOLERANCE, cagrad_coefficients, solve_cagrad
+from mtbench.mtrl.famo import LOSS_CHANGES, FAMOWeights
+from mtbench.mtrl.grads import TaskGradients, accumulate_grads, autograd_task_gradients
+from mtbench.mtrl.pcgrad import pcgrad_weights
+from mtbench.mtrl.recording import LayerTape
+from mtbench.validation import NonNegFloat, PosFloat, PosInt
 
 APPLY_TO = ("critic", "actor", "both")
+TASK_GRADIENTS = ("layers", "autograd")
 
 
 def combine_mean(per_task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -28,10 +45,26 @@ def combine_mean(per_task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     return (per_task * counts).sum() / counts.sum()
 
 
+def _unique(params: list[nn.Parameter]) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    return [p for p in params if not (id(p) in seen or seen.add(id(p)))]
+
+
 class MeanScheme:
-    """No MTRL scheme: the gradient of the plain minibatch-mean loss, exactly as single-task PPO."""
+    """No MTRL scheme: the gradient of the plain minibatch-mean loss, exactly as single-task PPO.
+
+    Also the learner's interface of every scheme: `recording` around the forward pass, `backward` or
+    `backward_part`, and `forget` / `after_step` / `metrics` for the schemes that keep a loss history."""
 
     name = "none"
+    wants_losses_after_step = False
+    """True when the learner must re-evaluate the part's losses on the same minibatch after its optimiser step and
+    hand them to `after_step` (FAMO's after_step form)."""
+
+    def recording(self, module: nn.Module, task: torch.Tensor, part: str | None = None) -> AbstractContextManager:
+        """Wrap the forward pass (and loss) of `module` over samples of tasks `task` (B,) that the next backward
+        needs per-task gradients of; `part` (actor/critic) when the forward serves one part only."""
+        return nullcontext()
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
         total = combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)
@@ -45,6 +78,16 @@ class MeanScheme:
         total.backward()
         return total.detach()
 
+    def forget(self) -> None:
+        """The learner's targets changed (a new rollout, refit normalisers): losses seen so far are no reference."""
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        """The scheme's part's per-task losses on the same minibatch after the optimiser step."""
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        """Scheme diagnostics since the last call (e.g. CAGrad's solver iterations), for the learner's log."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 
@@ -53,59 +96,117 @@ class MeanScheme:
 
 
 class _GradientScheme(MeanScheme):
-    """Per-task gradients of the chosen group(s) combined by `combine`; the rest by the plain mean."""
+    """Per-task gradients of the chosen part(s), combined as Σ_t β_t g_t with β from their Gram matrix (`weights`);
+    a part not chosen by its plain mean. See the module docstring for shared parameters."""
 
-    def __init__(self, apply_to: Literal[APPLY_TO] = "critic"):
+    def __init__(self, apply_to: Literal[APPLY_TO] = "critic", task_gradients: Literal[TASK_GRADIENTS] = "layers"):
         if apply_to not in APPLY_TO:
             raise ValueError(f"apply_to must be one of {APPLY_TO}, got {apply_to!r}")
+        if task_gradients not in TASK_GRADIENTS:
+            raise ValueError(f"task_gradients must be one of {TASK_GRADIENTS}, got {task_gradients!r}")
         self.apply_to = apply_to
+        self.parts = ("actor", "critic") if apply_to == "both" else (apply_to,)
+        self.tape = LayerTape() if task_gradients == "layers" else None
 
-    def combine(self, G: torch.Tensor) -> torch.Tensor:
+    def weights(self, GG: torch.Tensor) -> torch.Tensor:
+        """β (n_tasks,) from the Gram matrix of the task gradients (n_tasks, n_tasks)."""
         raise NotImplementedError
 
+    def recording(self, module: nn.Module, task: torch.Tensor, part: str | None = None) -> AbstractContextManager:
+        if self.tape is None or (part is not None and part not in self.parts):
+            return nullcontext()
+        return self.tape.record(module, task)
+
+    def task_gradients(self, losses: torch.Tensor, params: list[nn.Parameter]) -> TaskGradients:
+        """Each task's gradient of `losses`: from the recorded forward pass when there is one, else one backward
+        pass per task (exact either way)."""
+        if self.tape is not None and self.tape.recorded:
+            return self.tape.task_gradients(losses, params)
+        return autograd_task_gradients(losses, params)
+
+    def _combined(self, losses: torch.Tensor, params: list[nn.Parameter]) -> dict[nn.Parameter, torch.Tensor]:
+        tg = self.task_gradients(losses, params)
+        return tg.combine(self.weights(tg.gram())) if tg.blocks else {}
+
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
-        parts = {"actor": (actor_losses, actor_params), "critic": (critic_losses, critic_params)}
-        chosen = ("actor", "critic") if self.apply_to == "both" else (self.apply_to,)
-        grads = [(parts[k][1], self.combine(task_gradients(parts[k][0], parts[k][1]))) for k in chosen]
-        plain = [combine_mean(parts[k][0], counts) for k in parts if k not in chosen]
+        losses = {"actor": actor_losses, "critic": critic_losses}
+        every = _unique([*actor_params, *critic_params])
+        combined = [self._combined(losses[k], every) for k in self.parts]
+        plain = [combine_mean(losses[k], counts) for k in losses if k not in self.parts]
         if plain:
             sum(plain).backward()
-        for params, g in grads:
-            add_flat_grad(params, g)
+        for grads in combined:
+            accumulate_grads(grads)
+        self._done()
         return (combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)).detach()
 
     def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
-        if self.apply_to not in (part, "both"):
+        if part not in self.parts:
             return super().backward_part(part, losses, counts, params)
-        add_flat_grad(params, self.combine(task_gradients(losses, params)))
+        accumulate_grads(self._combined(losses, _unique(params)))
+        self._done()
         return combine_mean(losses, counts).detach()
+
+    def _done(self) -> None:
+        if self.tape is not None:
+            self.tape.clear()
 
 
 class PCGradScheme(_GradientScheme):
     name = "pcgrad"
 
-    def __init__(self, apply_to: Literal[APPLY_TO] = "critic", generator: torch.Generator | None = None):
-        super().__init__(apply_to)
+    def __init__(
+        self,
+        apply_to: Literal[APPLY_TO] = "critic",
+        generator: torch.Generator | None = None,
+        task_gradients: Literal[TASK_GRADIENTS] = "layers",
+    ):
+        super().__init__(apply_to, task_gradients)
         self.gen = generator
 
-    def combine(self, G: torch.Tensor) -> torch.Tensor:
-        return pcgrad(G, self.gen)
+    def weights(self, GG: torch.Tensor) -> torch.Tensor:
+        return pcgrad_weights(GG, self.gen)
 
 
 class CAGradScheme(_GradientScheme):
     name = "cagrad"
 
-    def __init__(self, apply_to: Literal[APPLY_TO] = "critic", c: NonNegFloat = 0.4):
-        super().__init__(apply_to)
-        self.c = c
+    def __init__(
+        self,
+        apply_to: Literal[APPLY_TO] = "critic",
+        c: NonNegFloat = 0.4,
+        tol: PosFloat = TOLERANCE,
+        max_iterations: PosInt = MAX_ITERATIONS,
+        task_gradients: Literal[TASK_GRADIENTS] = "layers",
+    ):
+        super().__init__(apply_to, task_gradients)
+        self.c, self.tol, self.max_iterations = c, tol, max_iterations
+        self._solves = [0, 0, 0, 0.0]  # since the last `metrics`: solves, iterations, most iterations, largest gap
 
-    def combine(self, G: torch.Tensor) -> torch.Tensor:
-        return cagrad(G, self.c)
+    def weights(self, GG: torch.Tensor) -> torch.Tensor:
+        sol = solve_cagrad(GG, self.c, self.tol, self.max_iterations)
+        n, its, most, gap = self._solves
+        self._solves = [n + 1, its + sol.iterations, max(most, sol.iterations), max(gap, sol.gap)]
+        return cagrad_coefficients(GG, sol.weights, self.c).to(GG.device)
+
+    def metrics(self) -> dict[str, torch.Tensor]:
+        """Mean solver iterations per update, the most of them, and the largest final Frank-Wolfe gap (the solver
+        stops at `tol` or after `max_iterations`)."""
+        n, its, most, gap = self._solves
+        if not n:
+            return {}
+        self._solves = [0, 0, 0, 0.0]
+        return {
+            "cagrad/iterations": torch.tensor(its / n),
+            "cagrad/iterations_max": torch.tensor(float(most)),
+            "cagrad/gap_max": torch.tensor(gap),
+        }
 
 
 class FAMOScheme(MeanScheme):
     """One part's per-task losses weighted by FAMO, the rest by the plain mean: upstream's PPO variant weights the
-    critic's; a learner without a critic (GRPO) weights its actor's, made positive first (`positive_losses`)."""
+    critic's; a learner without a critic (GRPO) weights its actor's, made positive first (`positive_losses`).
+    The one backward pass of the weighted sum gives shared parameters both parts' gradients."""
 
     name = "famo"
     positive_losses = True
@@ -119,11 +220,16 @@ class FAMOScheme(MeanScheme):
         w_lr: PosFloat = 1e-3,
         eps: PosFloat = 1e-2,
         apply_to: Literal["critic", "actor"] = "critic",
+        loss_change: Literal[LOSS_CHANGES] = "previous_minibatch",
     ):
         if apply_to not in ("critic", "actor"):
             raise ValueError(f"FAMO's apply_to must be 'critic' or 'actor', got {apply_to!r}")
         self.apply_to = apply_to
-        self.weights = FAMOWeights(n_tasks, device, gamma, w_lr, eps)
+        self.weights = FAMOWeights(n_tasks, device, gamma, w_lr, eps, loss_change)
+
+    @property
+    def wants_losses_after_step(self) -> bool:
+        return self.weights.loss_change == "after_step"
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
         if self.apply_to != "critic":
@@ -142,6 +248,13 @@ class FAMOScheme(MeanScheme):
         total.backward()
         self.weights.update(losses)
         return total.detach()
+
+    def forget(self) -> None:
+        self.weights.forget()
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        if self.wants_losses_after_step:
+            self.weights.update_after_step(losses)
 
     def state_dict(self) -> dict:
         return self.weights.state_dict()

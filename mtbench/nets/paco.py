@@ -46,6 +46,12 @@ class CompositionalLinear(nn.Module):
         return y + w @ self.bias
 
 
+def task_vectors(logits: nn.Embedding, task: torch.Tensor) -> torch.Tensor:
+    """Each sample's compositional vector w = softmax(logits[task]), (B, K). Looked up through the embedding's own
+    call, so that the logit table is an ordinary layer to the per-task gradients of the MTRL schemes."""
+    return F.softmax(logits(task), dim=-1)
+
+
 class PaCoActorCritic(nn.Module):
     """Shared trunk of `num_layers` CompositionalLinear layers (width D, ReLU), then compositional actor and
     critic heads; all use the sample's task vector w.
@@ -54,10 +60,12 @@ class PaCoActorCritic(nn.Module):
     all task-specific parameters sit in the task encoder and w-reset really does reset a task. (With the
     one-hot in the input, the first layer's one-hot columns would be task-specific parameters hidden in Φ.)
 
-    Parameter groups for the MTRL gradient schemes follow upstream's split by name (a name containing
-    "critic" is critic): actor = trunk + task encoder + actor head + log-std, critic = critic head only. The
-    trunk is shared, so the value loss does shape it; a scheme that manipulates only the critic group (the
-    PCGrad/CAGrad defaults) therefore projects just the critic head's gradient."""
+    Parameter groups follow upstream's split by name (a name containing "critic" is critic): actor = trunk + task
+    encoder + actor head + log-std, critic = critic head only. The trunk and the task encoder are shared: the value
+    loss shapes them as much as the policy loss. An MTRL scheme acts on a part's per-task *losses* (mtbench.mtrl),
+    over every parameter those losses reach: with the PCGrad/CAGrad default (critic), the per-task value-loss
+    gradients of critic head, trunk and task encoder are combined by the scheme, and the shared parameters also
+    get the plain mean gradient of the policy loss."""
 
     def __init__(
         self,
@@ -93,7 +101,7 @@ class PaCoActorCritic(nn.Module):
 
     def features(self, obs: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Trunk output (B, D) and the samples' task vectors w (B, K)."""
-        w = self.compositional_vectors()[task]  # softmax over n_tasks rows, then gather: cheaper for B ≫ n_tasks
+        w = task_vectors(self.task_encoder, task)
         h = obs[:, : self.state_dim]
         for layer in self.trunk:
             h = F.relu(layer(h, w))
@@ -178,7 +186,7 @@ class PaCoNet(nn.Module):
         self.head = CompositionalLinear(D, out_dim, K, gain=1.0)
 
     def forward(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        w = self.compositional_vectors()[task]
+        w = task_vectors(self.task_encoder, task)
         h = x[:, : self.state_dim]
         for layer in self.trunk:
             h = F.relu(layer(h, w))

@@ -1,0 +1,85 @@
+"""`mtbench transfer`: BRC pretrained on two tasks, then a third learned by fine-tuning every weight, by its embedding
+alone (every other tensor bit-identical), from a buffer seeded with the pretraining data, or from scratch."""
+
+import pytest
+import torch
+
+from mtbench.errors import UserError
+from mtbench.train import run as train
+from mtbench.transfer import HELD_OUT, overrides_for, pretrain_tasks
+from mtbench.transfer import run as transfer
+
+TOY = ["train.brc.batch_size=16", "train.brc.gradient_steps_per_itr=2", "train.brc.buffer_per_task=24",
+       "train.brc.critic_width=16", "train.brc.actor_width=16", "eval.episodes_per_task=1", "env.episode_length=5",
+       "progress=false", "sim_device=cpu"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    train(["train=brc", "task_id=[reach-v3,push-v3]", "num_envs=4", "train.brc.warmup_per_task=2", *TOY,
+           f"runs_dir={runs}", "experiment=pre", "max_iterations=8", "save_buffer=True"])  # fmt: skip
+    return runs / "pre" / "checkpoints" / "latest.pt"
+
+
+def _latest(runs, name):
+    return torch.load(runs / name / "checkpoints" / "latest.pt", weights_only=False)
+
+
+def _transfer(mode, pretrained, tmp_path, *extra):
+    transfer([f"mode={mode}", f"checkpoint={pretrained}", "task=window-open-v3", "num_envs=2", *TOY,
+              f"runs_dir={tmp_path}", "experiment=t", *extra])  # fmt: skip
+    return _latest(tmp_path, "t")
+
+
+def test_embedding_transfer_changes_nothing_but_the_new_embedding(pretrained, tmp_path):
+    ckpt = _transfer("embedding", pretrained, tmp_path, "transitions=20")
+    assert ckpt["iteration"] == 10  # 20 transitions of 2 envs; no warm-up: the batch of 16 is there from the 8th on
+    assert ckpt["agent"]["updates"] == 3 * 2
+    before = torch.load(pretrained, weights_only=False)["agent"]["net"]
+    after = ckpt["agent"]["net"]
+    new = {"critic.embedding.table.weight", "critic_target.embedding.table.weight"}
+    assert set(after) == set(before)
+    for k in sorted(set(after) - new):  # every weight, the target critic's and the temperature too
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, msg=k)
+    assert after["critic.embedding.table.weight"].shape == (1, 32)
+    # the online embedding learned (the target follows it by Polyak averaging, so they now differ)
+    assert not torch.equal(after["critic.embedding.table.weight"], after["critic_target.embedding.table.weight"])
+    assert ckpt["config"]["train"]["brc"]["finetune"] == "embedding"
+
+
+def test_model_transfer_fine_tunes_every_weight_from_the_checkpoint(pretrained, tmp_path):
+    ckpt = _transfer("model", pretrained, tmp_path, "max_iterations=10", "train.brc.warmup_per_task=2")
+    before = torch.load(pretrained, weights_only=False)["agent"]["net"]
+    after = ckpt["agent"]["net"]
+    assert ckpt["config"]["pretrained"] == str(pretrained) and ckpt["agent"]["updates"] > 0
+    same_shape = [k for k in before if k in after and before[k].shape == after[k].shape]
+    moved = [k for k in same_shape if not torch.equal(before[k], after[k])]
+    assert "critic.qs.0.stem.0.weight" in moved and "actor.mean.weight" in moved
+
+
+def test_data_transfer_seeds_the_buffer_with_pretraining_data(pretrained, tmp_path):
+    ckpt = _transfer("data", pretrained, tmp_path, "max_iterations=1", "save_buffer=True",
+                     "train.brc.warmup_per_task=100")  # fmt: skip
+    saved = torch.load(pretrained, weights_only=False)["agent"]["buffer"]
+    buf = ckpt["agent"]["buffer"]
+    assert buf["size"] == 24  # full: the pretraining data (more than it holds) and one step of the new task
+    assert (buf["task"] == 0).all()
+    rows = {tuple(r.tolist()) for r in saved["obs"]}
+    assert sum(tuple(r.tolist()) in rows for r in buf["obs"]) >= 22
+
+
+def test_transfer_errors_and_the_pretraining_split(pretrained, tmp_path):
+    names = pretrain_tasks()
+    assert len(names) == 45 and not set(HELD_OUT) & set(names)
+    assert overrides_for("pretrain", None, ["seed=1"])[:2] == ["train=brc", f"task_id=[{','.join(names)}]"]
+    with pytest.raises(UserError, match="mode=model learns one new task: give task="):
+        transfer(["mode=model", f"checkpoint={pretrained}"])
+    with pytest.raises(UserError, match="mode=bogus must be one of pretrain, model"):
+        transfer(["mode=bogus"])
+    with pytest.raises(UserError, match="needs checkpoint="):
+        transfer(["mode=embedding", "task=window-open-v3"])
+    train(["train=brc", "task=reach-v3", "num_envs=1", "train.brc.warmup_per_task=1", *TOY, f"runs_dir={tmp_path}",
+           "experiment=nobuf", "max_iterations=1"])  # fmt: skip
+    with pytest.raises(UserError, match="holds no replay buffer: pretrain with save_buffer=True"):
+        transfer(["mode=data", f"checkpoint={tmp_path}/nobuf/checkpoints/latest.pt", "task=window-open-v3"])
