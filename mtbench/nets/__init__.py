@@ -40,6 +40,7 @@ def make_network(obs_dim: int, action_dim: int, task_names: list[str], name: str
     """Build network `name` for the tasks `task_names` (CARE looks up their metadata vectors by name)."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; available: {', '.join(sorted(NETWORKS))}")
+    settings.pop("match", None)  # network.match: the runner's instruction (mtbench.scaling), applied before this
     cls = NETWORKS[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "obs_dim", "action_dim", "n_tasks"}
     unknown = sorted(set(settings) - accepted)

@@ -187,6 +187,7 @@ def make_bodies(name: str, task_names: list[str], what: str = "", **settings) ->
     names the algorithm's form in it, e.g. "SAC")."""
     if name not in BODIES:
         raise ValueError(f"unknown network {name!r}; available: {', '.join(sorted(BODIES))}")
+    settings.pop("match", None)  # network.match: the runner's instruction (mtbench.scaling), applied before this
     valid = body_settings(name)
     unknown = sorted(set(settings) - set(valid))
     if unknown:
