@@ -57,6 +57,12 @@ class Algorithm(ABC):
     health: ClassVar[tuple[str, ...]] = ()
     """Metric keys that must stay finite; the runner stops a diverged run with `diverged_hint`."""
     diverged_hint: ClassVar[str] = ""
+    split_settings: ClassVar[tuple[str, ...]] = ()
+    """Settings of `train.<name>` that are totals over all ranks of a torchrun job (a minibatch, a replay buffer):
+    each of N ranks holds 1/N of them, so that N ranks learn as one big batch of the configured size."""
+    rank_local_state: ClassVar[tuple[str, ...]] = ()
+    """Keys of `state_dict()` that belong to one rank's envs (replay buffer, n-step window, per-env episode state):
+    a torchrun checkpoint keeps them per rank; everything else is the same on every rank."""
     scheme_part: ClassVar[str] = "critic"
     """The parameter group an MTRL scheme acts on when `scheme.apply_to` is null: the learned value (upstream
     MTBench's choice for PPO and SAC), or the policy for a learner without one (GRPO)."""

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import per_task_mean, task_counts
 from mtbench.algos.replay import NStepWindow, ReplayBuffer
@@ -162,6 +163,11 @@ class ReturnScale:
         self.trace.masked_fill_(ended[:, None], 0.0)
         self.length.masked_fill_(ended, 0)
 
+    def pool_over_ranks(self) -> None:
+        """Every rank's maxima and seen flags combined (one all-reduce of the maximum; a torchrun job)."""
+        both = distributed.all_reduce_(torch.cat((self.g_max, self.seen.to(torch.float64))), "max")
+        self.g_max, self.seen = both[: self.n_tasks].clone(), both[self.n_tasks :] > 0
+
     def state_dict(self) -> dict:
         return {k: getattr(self, k).clone() for k in ("trace", "length", "g_max", "seen")} | {"bound": self.bound}
 
@@ -185,6 +191,8 @@ class BRC(Algorithm):
 
     name = "brc"
     settings_class = BRCConfig
+    split_settings = ("batch_size", "buffer_per_task", "warmup_per_task")
+    rank_local_state = ("window", "returns", "buffer")
     resumable_settings = ("batch_size", "gradient_steps_per_itr", "grad_norm")
     health = ("loss/critic", "loss/actor")
     diverged_hint = "Try lower train.brc.critic_lr / actor_lr or a smaller train.brc.tau."
@@ -347,6 +355,8 @@ class BRC(Algorithm):
         paper = self.cfg.return_norm == "paper"
         bootstrap = self._value_at_timeouts(final, truncated & ~terminated) if paper else None
         self.returns.push(reward, terminated, ended, bootstrap)
+        if distributed.world_size() > 1:  # every rank scales a task's rewards by the largest return any rank saw
+            self.returns.pool_over_ranks()
         out = self.window.push(self.last_state, self.last_action, reward, final, terminated, truncated)
         if out is not None:
             out["task"] = self.task
@@ -490,9 +500,11 @@ class BRC(Algorithm):
                 self.scheme.after_step(self._actor_losses(state, task)[0])
             self.gen.set_state(drawn)
 
-        entropy = -logp.detach().mean()
-        per_task = per_task_mean(-logp.detach(), task, self.n_tasks)
-        self.task_entropy = torch.where(counts > 0, per_task, self.task_entropy)
+        # the big batch's entropies in a torchrun job (equal on every rank, so is the temperature's gradient)
+        entropy = distributed.mean_over_ranks(-logp.detach().mean())
+        N = distributed.global_counts(counts)
+        per_task = distributed.pooled(distributed.share(per_task_mean(-logp.detach(), task, self.n_tasks), counts, N))
+        self.task_entropy = torch.where(N > 0, per_task, self.task_entropy)
         alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()

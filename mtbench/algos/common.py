@@ -1,13 +1,17 @@
 """Pieces every multi-task learner shares: per-task running statistics, per-task reductions, GAE.
 
 Per-task quantities are first-class here: a batch carries a task index (0..n_tasks-1, the one-hot rank)
-per sample, and every reduction over tasks is a scatter, never a Python loop over tasks or envs.
+per sample, and every reduction over tasks is a scatter, never a Python loop over tasks or envs. In a torchrun job
+the statistics are pooled over the ranks (sums, sums of squares and counts all-reduced), so that every rank holds
+those of the big batch; in one process the same code reduces nothing.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from mtbench import distributed
 
 
 def task_counts(task: torch.Tensor, n_tasks: int) -> torch.Tensor:
@@ -26,11 +30,30 @@ def standardize_per_task(x: torch.Tensor, task: torch.Tensor, n_tasks: int, eps:
     """(x - mean_task) / (std_task + eps) inside one batch, so that no task's advantage scale dominates
     the shared policy gradient (MTBench's `actor_loss_mt`). Unbiased std as torch's default; a task with
     a single sample gets std 0 and its centred value 0."""
-    counts = task_counts(task, n_tasks).to(x.dtype)
-    mean = x.new_zeros(n_tasks).index_add_(0, task, x) / counts.clamp_min(1.0)
+    counts, sums = pooled_sums(task_counts(task, n_tasks).to(x.dtype), x.new_zeros(n_tasks).index_add_(0, task, x))
+    mean = sums / counts.clamp_min(1.0)
     centred = x - mean[task]
-    var = x.new_zeros(n_tasks).index_add_(0, task, centred.square()) / (counts - 1.0).clamp_min(1.0)
+    sq = distributed.all_reduce_(x.new_zeros(n_tasks).index_add_(0, task, centred.square()))
+    var = sq / (counts - 1.0).clamp_min(1.0)
     return centred / (var.sqrt()[task] + eps)
+
+
+def mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased standard deviation of all of `x` (over every rank's `x` in a torchrun job)."""
+    if distributed.world_size() == 1:
+        return x.mean(), x.std()
+    n, total = pooled_sums(x.new_tensor(float(x.numel())), x.sum())
+    mean = total / n
+    sq = distributed.all_reduce_((x - mean).square().sum())
+    return mean, (sq / (n - 1.0).clamp_min(1.0)).sqrt()
+
+
+def pooled_sums(counts: torch.Tensor, sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(counts, sums) each summed over the ranks, with one all-reduce (themselves in one process)."""
+    if distributed.world_size() == 1:
+        return counts, sums
+    both = distributed.all_reduce_(torch.cat((counts.reshape(-1), sums.reshape(-1).to(counts.dtype))))
+    return both[: counts.numel()].view_as(counts), both[counts.numel() :].view_as(sums).to(sums.dtype)
 
 
 class TaskRunningMeanStd(nn.Module):
@@ -50,10 +73,14 @@ class TaskRunningMeanStd(nn.Module):
         """Fold a batch (B, dim) with task index (B,) into every task's statistics at once."""
         x = x.to(torch.float64).reshape(-1, self.dim)
         task = task.reshape(-1)
-        n = torch.bincount(task, minlength=self.n_tasks).to(torch.float64)
+        n, sums = pooled_sums(
+            torch.bincount(task, minlength=self.n_tasks).to(torch.float64),
+            x.new_zeros(self.n_tasks, self.dim).index_add_(0, task, x),
+        )
         safe_n = n.clamp_min(1.0)[:, None]
-        b_mean = x.new_zeros(self.n_tasks, self.dim).index_add_(0, task, x) / safe_n
-        b_var = x.new_zeros(self.n_tasks, self.dim).index_add_(0, task, (x - b_mean[task]).square()) / safe_n
+        b_mean = sums / safe_n
+        sq = x.new_zeros(self.n_tasks, self.dim).index_add_(0, task, (x - b_mean[task]).square())
+        b_var = distributed.all_reduce_(sq) / safe_n
         total = self.count + n
         delta = b_mean - self.mean
         w = (n / total)[:, None]

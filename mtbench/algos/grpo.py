@@ -27,8 +27,9 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
-from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, standardize_per_task, task_counts
+from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, pooled_sums, standardize_per_task, task_counts
 from mtbench.algos.ppo import Clip, clipped_policy_terms, gaussian_logp
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
@@ -93,10 +94,14 @@ def episode_advantages(
     whole = ended & began
     seg_task = task.repeat_interleave(T)  # segment n*T + k belongs to env n
     w = whole.to(rewards.dtype)
-    counts = w.new_zeros(n_tasks).index_add_(0, seg_task, w)
-    mean = w.new_zeros(n_tasks).index_add_(0, seg_task, w * score) / counts.clamp_min(1.0)
+    # over every rank's episodes in a torchrun job: the group is the task's episodes in the big batch
+    counts, sums = pooled_sums(
+        w.new_zeros(n_tasks).index_add_(0, seg_task, w), w.new_zeros(n_tasks).index_add_(0, seg_task, w * score)
+    )
+    mean = sums / counts.clamp_min(1.0)
     centred = (score - mean[seg_task]) * w
-    var = w.new_zeros(n_tasks).index_add_(0, seg_task, centred.square()) / (counts - 1.0).clamp_min(1.0)
+    sq = distributed.all_reduce_(w.new_zeros(n_tasks).index_add_(0, seg_task, centred.square()))
+    var = sq / (counts - 1.0).clamp_min(1.0)
     adv = centred / (var.sqrt()[seg_task] + 1e-8)
     return adv[seg], whole[seg]
 
@@ -106,6 +111,8 @@ class GRPO(Algorithm):
 
     name = "grpo"
     settings_class = GRPOConfig
+    split_settings = ("minibatch_size",)
+    rank_local_state = ("fresh",)
     resumable_settings = ("mini_epochs", "minibatch_size", "entropy_coef", "max_grad_norm")
     scheme_part: ClassVar[str] = "actor"
     health = ("loss/surrogate", "std")

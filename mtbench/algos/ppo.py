@@ -20,8 +20,16 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
+from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
-from mtbench.algos.common import TaskRunningMeanStd, gae, per_task_mean, standardize_per_task, task_counts
+from mtbench.algos.common import (
+    TaskRunningMeanStd,
+    gae,
+    mean_std,
+    per_task_mean,
+    standardize_per_task,
+    task_counts,
+)
 from mtbench.mtrl import MeanScheme
 from mtbench.mtrl.grads import conflict_stats, task_gradients
 from mtbench.nets import count_parameters, make_network, stabilizer
@@ -119,6 +127,8 @@ class PPO(Algorithm):
 
     name = "ppo"
     settings_class = PPOConfig
+    split_settings = ("minibatch_size",)
+    rank_local_state = ()
     resumable_settings = ("mini_epochs", "minibatch_size", "entropy_coef", "max_grad_norm", "log_grad_conflict")
     health = ("loss/surrogate", "loss/value", "std")
     diverged_hint = "Try a lower train.ppo.lr or train.ppo.schedule=adaptive."
@@ -294,7 +304,8 @@ class PPO(Algorithm):
             values = self.value_norm.normalize(values[:, None], task).squeeze(-1)
             returns = self.value_norm.normalize(returns[:, None], task).squeeze(-1)
         if cfg.normalize_advantage:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            mean, std = mean_std(adv)  # over every rank's rollout in a torchrun job
+            adv = (adv - mean) / (std + 1e-8)
         obs = buf.obs.reshape(T * N, -1)
         if cfg.normalize_input:
             self.obs_norm.update(obs[:, : self.obs_dim - self.n_tasks], task)
@@ -355,7 +366,8 @@ class PPO(Algorithm):
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach()
                 n_mb += 1
             if cfg.schedule == "adaptive":
-                self._adapt_lr(float(epoch_kl) / (B // cfg.minibatch_size))
+                # every rank of a torchrun job takes the same step size: the KL of the big batch
+                self._adapt_lr(float(distributed.mean_over_ranks(epoch_kl)) / (B // cfg.minibatch_size))
         mean = {k: v / (1 if k.startswith("grad_cos") else n_mb) for k, v in sums.items()}
         out = {f"loss/{k.removesuffix('_loss')}": mean[k] for k in ("surrogate", "value_loss", "entropy", "bounds")}
         out.update({k: mean[k] for k in ("kl", "clipfrac", "grad_norm")})

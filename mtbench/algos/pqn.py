@@ -105,6 +105,8 @@ class PQN(Algorithm):
 
     name = "pqn"
     settings_class = PQNConfig
+    split_settings = ()
+    rank_local_state = ()
     resumable_settings = ("mini_epochs", "num_minibatches", "max_grad_norm")
     health = ("loss/q", "q_mean")
     diverged_hint = "Try a lower train.pqn.lr or train.pqn.max_grad_norm."

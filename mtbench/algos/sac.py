@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, task_counts
 from mtbench.algos.replay import NStepWindow, ReplayBuffer
@@ -80,6 +81,8 @@ class SAC(Algorithm):
 
     name = "sac"
     settings_class = SACConfig
+    split_settings = ("batch_size", "replay_buffer_size")
+    rank_local_state = ("window", "buffer")
     resumable_settings = ("batch_size", "gradient_steps_per_itr", "grad_norm")
     health = ("loss/critic", "loss/actor")
     diverged_hint = "Try lower train.sac.critic_lr / actor_lr or a smaller train.sac.critic_tau."
@@ -304,9 +307,13 @@ class SAC(Algorithm):
             self.scheme.after_step(after if keep is None else torch.where(keep, after, 0.0))
 
         entropy = per_task_mean(-logp.detach(), task, n)
-        alpha_loss = (self.log_alpha * (entropy - self.target_entropy) * (counts > 0)).sum()
+        # each task's temperature follows its entropy over the big batch of a torchrun job (shares, summed)
+        N = distributed.global_counts(counts)
+        present = distributed.share((counts > 0).to(entropy.dtype), counts, N)  # one process: 1 where present
+        alpha_loss = (self.log_alpha * (distributed.share(entropy, counts, N) - self.target_entropy * present)).sum()
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
+        distributed.sum_grads([self.log_alpha])
         self.alpha_opt.step()
         return {"actor": losses, "entropy": entropy, "alpha_loss": alpha_loss.detach(), "grad_norm": grad_norm}
 

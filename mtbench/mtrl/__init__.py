@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mtbench import distributed
 from mtbench.mtrl.cagrad import MAX_ITERATIONS, TOLERANCE, cagrad_coefficients, solve_cagrad
 from mtbench.mtrl.famo import LOSS_CHANGES, FAMOWeights
 from mtbench.mtrl.grads import TaskGradients, accumulate_grads, autograd_task_gradients
@@ -67,15 +68,22 @@ class MeanScheme:
         return nullcontext()
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
-        total = combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)
+        """Gradients of the actor's and the critic's losses into `.grad` of their parameters (summed over the ranks
+        of a torchrun job, `mtbench.distributed`); returns the loss (this rank's share of it in a torchrun job)."""
+        N = distributed.global_counts(counts)
+        a, c = distributed.share(actor_losses, counts, N), distributed.share(critic_losses, counts, N)
+        total = combine_mean(a, N) + combine_mean(c, N)
         total.backward()
+        distributed.sum_grads(_unique([*actor_params, *critic_params]))
         return total.detach()
 
     def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
         """One parameter group alone (`part` "actor" or "critic"), for learners that step their actor and critic
         apart (SAC): the same rule as `backward` restricted to that group."""
-        total = combine_mean(losses, counts)
+        N = distributed.global_counts(counts)
+        total = combine_mean(distributed.share(losses, counts, N), N)
         total.backward()
+        distributed.sum_grads(_unique(list(params)))
         return total.detach()
 
     def forget(self) -> None:
@@ -125,27 +133,39 @@ class _GradientScheme(MeanScheme):
         return autograd_task_gradients(losses, params)
 
     def _combined(self, losses: torch.Tensor, params: list[nn.Parameter]) -> dict[nn.Parameter, torch.Tensor]:
+        """Σ_t β_t g_t of the task gradients of `losses` (in a torchrun job: of the big batch, every rank's task
+        gradient matrix summed first, and rank 0's β used by all, as PCGrad draws its task order at random)."""
         tg = self.task_gradients(losses, params)
-        return tg.combine(self.weights(tg.gram())) if tg.blocks else {}
+        if not tg.blocks:
+            return {}
+        if distributed.world_size() > 1:
+            _sum_blocks(tg)
+            return tg.combine(distributed.broadcast_(self.weights(tg.gram()).contiguous()))
+        return tg.combine(self.weights(tg.gram()))
 
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
-        losses = {"actor": actor_losses, "critic": critic_losses}
+        N = distributed.global_counts(counts)
+        share = lambda x: distributed.share(x, counts, N)  # noqa: E731
+        losses = {"actor": share(actor_losses), "critic": share(critic_losses)}
         every = _unique([*actor_params, *critic_params])
         combined = [self._combined(losses[k], every) for k in self.parts]
-        plain = [combine_mean(losses[k], counts) for k in losses if k not in self.parts]
+        plain = [combine_mean(losses[k], N) for k in losses if k not in self.parts]
         if plain:
             sum(plain).backward()
+            distributed.sum_grads(every)  # the plain part's; the combined ones are already the big batch's
         for grads in combined:
             accumulate_grads(grads)
         self._done()
-        return (combine_mean(actor_losses, counts) + combine_mean(critic_losses, counts)).detach()
+        return (combine_mean(losses["actor"], N) + combine_mean(losses["critic"], N)).detach()
 
     def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
         if part not in self.parts:
             return super().backward_part(part, losses, counts, params)
+        N = distributed.global_counts(counts)
+        losses = distributed.share(losses, counts, N)
         accumulate_grads(self._combined(losses, _unique(params)))
         self._done()
-        return combine_mean(losses, counts).detach()
+        return combine_mean(losses, N).detach()
 
     def _done(self) -> None:
         if self.tape is not None:
@@ -234,33 +254,64 @@ class FAMOScheme(MeanScheme):
     def backward(self, actor_losses, critic_losses, counts, actor_params, critic_params) -> torch.Tensor:
         if self.apply_to != "critic":
             raise ValueError("FAMO on an actor-critic weights the critic's (positive) losses: scheme.apply_to=critic")
-        torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise minibatch_size")
-        total = combine_mean(actor_losses, counts) + self.weights.loss(critic_losses)
+        N = distributed.global_counts(counts)
+        torch._assert_async(N.min() > 0, "FAMO needs every task in every minibatch; raise minibatch_size")
+        total = combine_mean(distributed.share(actor_losses, counts, N), N) + self._weighted(critic_losses, counts, N)
         total.backward()
-        self.weights.update(critic_losses)
+        distributed.sum_grads(_unique([*actor_params, *critic_params]))
         return total.detach()
 
     def backward_part(self, part: str, losses: torch.Tensor, counts: torch.Tensor, params: list) -> torch.Tensor:
         if part != self.apply_to:
             return super().backward_part(part, losses, counts, params)
-        torch._assert_async(counts.min() > 0, "FAMO needs every task in every minibatch; raise the batch size")
-        total = self.weights.loss(losses)
+        N = distributed.global_counts(counts)
+        torch._assert_async(N.min() > 0, "FAMO needs every task in every minibatch; raise the batch size")
+        total = self._weighted(losses, counts, N)
         total.backward()
-        self.weights.update(losses)
+        distributed.sum_grads(_unique(list(params)))
         return total.detach()
+
+    def _weighted(self, losses: torch.Tensor, counts: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
+        """FAMO's loss of this minibatch's per-task losses, and the logit update from them. In a torchrun job the
+        logits follow the big batch's per-task losses (equal on every rank) and this rank's shares carry the
+        gradient; `after_step` pools its losses with the same counts."""
+        if distributed.world_size() == 1:
+            total = self.weights.loss(losses)
+            self.weights.update(losses)
+            return total
+        shares = distributed.share(losses, counts, N)
+        whole = distributed.pooled(shares)
+        self._pool = (counts, N)
+        total = self.weights.loss(shares, pooled=whole)
+        self.weights.update(whole)
+        return total
 
     def forget(self) -> None:
         self.weights.forget()
 
     def after_step(self, losses: torch.Tensor) -> None:
-        if self.wants_losses_after_step:
-            self.weights.update_after_step(losses)
+        if not self.wants_losses_after_step:
+            return
+        if distributed.world_size() > 1:
+            counts, N = self._pool
+            losses = distributed.pooled(distributed.share(losses, counts, N))
+        self.weights.update_after_step(losses)
 
     def state_dict(self) -> dict:
         return self.weights.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.weights.load_state_dict(state)
+
+
+def _sum_blocks(tg: TaskGradients) -> None:
+    """Every rank's task gradients summed (one flat all-reduce): the big batch's (n_tasks, P) matrix."""
+    blocks = list(tg.blocks.values())
+    flat = distributed.all_reduce_(torch.cat([g.reshape(-1) for g in blocks]))
+    offset = 0
+    for p, g in list(tg.blocks.items()):
+        tg.blocks[p] = flat[offset : offset + g.numel()].view_as(g)
+        offset += g.numel()
 
 
 SCHEMES = {"none": MeanScheme, "pcgrad": PCGradScheme, "cagrad": CAGradScheme, "famo": FAMOScheme}

@@ -45,9 +45,15 @@ class FAMOWeights:
         self.opt = torch.optim.Adam([self.w], lr=w_lr, weight_decay=gamma)
         self.prev: torch.Tensor | None = None  # log-loss reference: D of the previous minibatch, or of this one
 
-    def loss(self, losses: torch.Tensor) -> torch.Tensor:
-        D = losses + self.eps
+    def loss(self, losses: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """Σ z_i log D_i / c. With `pooled` (a torchrun job: `losses` are this rank's shares of the big batch's
+        per-task losses, `pooled` those losses), the linear form Σ z_i losses_i / (D_i c) with D from `pooled`,
+        whose gradient summed over the ranks is the gradient of Σ z_i log D_i / c at the big batch's D."""
         z = torch.softmax(self.w, dim=0).detach()
+        if pooled is not None:
+            D = pooled.detach() + self.eps
+            return (z * losses / D).sum() / (z / D).sum()
+        D = losses + self.eps
         c = (z / D).sum().detach()
         return (z * torch.log(D)).sum() / c
 
