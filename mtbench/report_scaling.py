@@ -64,9 +64,11 @@ def study_figures(rows: list[dict], out_dir: Path) -> list[Path]:
     if len({_width(r["widths"][1]) for r in dormant}) > 1:
         fig, ax = plt.subplots(figsize=(6, 4))
         for (family, bench), members in sorted(_groups(dormant).items()):
-            members.sort(key=lambda r: _width(r["widths"][1]))
-            ax.plot([_width(r["widths"][1]) for r in members], [100 * r["plasticity"][DORMANT_KEY] for r in members],
-                    marker="o", label=f"{family} ({bench})")  # fmt: skip
+            by_width = defaultdict(list)  # runs at one critic width (other actor widths) share a point: their mean
+            for r in members:
+                by_width[_width(r["widths"][1])].append(100 * r["plasticity"][DORMANT_KEY])
+            widths = sorted(by_width)
+            ax.plot(widths, [np.mean(by_width[w]) for w in widths], marker="o", label=f"{family} ({bench})")
         ax.set_xscale("log", base=2)
         ylabel = "dormant critic neurons % (τ = 0.025, end of run)"
         out.append(_finish(fig, plt, ax, "critic width", ylabel, out_dir / "scaling_dormant.png"))
