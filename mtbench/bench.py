@@ -287,6 +287,47 @@ def sac_vs_ppo(args: list[str]) -> None:
         print(f"| {net} | {sac:.3f} | {ppo:.3f} | {sac / ppo:.2f} |", flush=True)
 
 
+def brc_step_time(width: int, n_tasks: int, batch: int, repeats: int) -> tuple[float, int]:
+    """Median seconds of one BRC gradient step (critic ensemble, targets, actor, temperature) with a critic of
+    `width`, on a synthetic replay batch; and the critic's parameter count."""
+    from mtbench.config import compose, resolve_config
+    from mtbench.train import build_algorithm
+
+    task = "mt10" if n_tasks == 10 else "mt50"
+    cfg = resolve_config(compose(["train=brc", f"task={task}", f"num_envs={n_tasks}", f"train.brc.batch_size={batch}",
+                                  "train.brc.buffer_per_task=10", f"train.brc.critic_width={width}",
+                                  "progress=false"]))  # fmt: skip
+    agent = build_algorithm(cfg, 39 + n_tasks, 4)
+    agent.start(torch.arange(n_tasks))
+    gen = torch.Generator().manual_seed(0)
+    b = {"obs": torch.randn(batch, 39, generator=gen), "next_obs": torch.randn(batch, 39, generator=gen),
+         "action": torch.rand(batch, 4, generator=gen) * 2 - 1, "reward": torch.rand(batch, generator=gen),
+         "discount": torch.full((batch,), 0.99), "task": torch.arange(batch) % n_tasks}  # fmt: skip
+    b = {k: v.to(agent.device) for k, v in b.items()}
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        agent.gradient_step(b)
+        if agent.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:])), agent.parameter_counts()["critic"]  # the first step warms up
+
+
+def brc_widths(args: list[str]) -> None:
+    """One BRC gradient step at each critic width (the paper's presets), MT10, the paper's batch of 1024."""
+    opt = parse_overrides(args, {"repeats": 3, "widths": [256, 512, 1024, 2048], "batch": 1024},
+                          {"repeats": PosInt, "widths": list[PosInt], "batch": PosInt})  # fmt: skip
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {opt['repeats']} steps, MT10, "
+          f"batch {opt['batch']}")  # fmt: skip
+    print("| critic width | critic parameters | BRC gradient step (s) | vs width 256 |\n|---:|---:|---:|---:|")
+    first = None
+    for w in opt["widths"]:
+        t, params = brc_step_time(int(w), 10, int(opt["batch"]), int(opt["repeats"]))
+        first = first or t
+        print(f"| {w} | {params:,} | {t:.3f} | {t / first:.1f}x |", flush=True)
+
+
 def table1(args: list[str]) -> None:
     """Train every Table 1 method for the same number of iterations, one after the other, and tabulate the
     final deterministic success and return beside the paper's (which is at 250M frames: a short run is a
@@ -341,6 +382,8 @@ def main(args: list[str]) -> None:
         return table1(args[1:])
     if args and args[0] == "sac":
         return sac_vs_ppo(args[1:])
+    if args and args[0] == "brc":
+        return brc_widths(args[1:])
     if not args or args[0] != "env":
         raise UserError(
             "usage: mtbench bench env [task=mt10] [num_envs=500] [steps=200] [repeats=1] [reference=True] ...\n"
@@ -348,7 +391,8 @@ def main(args: list[str]) -> None:
             "       mtbench bench update [repeats=3] [methods=vanilla,pcgrad,...] [sets=mt10,mt50]\n"
             "       mtbench bench update table=schemes [networks=mlp,paco,...] [schemes=pcgrad,cagrad] [sets=...]\n"
             "       mtbench bench table1 [task=mt10] [iterations=60] [seed=1] [methods=...] [out=DIR]\n"
-            "       mtbench bench sac [repeats=3] [networks=mlp,moore,...] [sac_batch=8192] [ppo_minibatch=16384]"
+            "       mtbench bench sac [repeats=3] [networks=mlp,moore,...] [sac_batch=8192] [ppo_minibatch=16384]\n"
+            "       mtbench bench brc [repeats=3] [widths=[256,512,1024,2048]] [batch=1024]"
         )
     opt = parse_overrides(
         args[1:],

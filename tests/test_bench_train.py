@@ -1,5 +1,6 @@
 """The training benchmarks' code paths at toy sizes: `bench train` times the runner's own iteration for any
-algorithm, `bench sac` times one SAC gradient step against one PPO minibatch step."""
+algorithm, `bench sac` times one SAC gradient step against one PPO minibatch step, `bench brc` one BRC step per critic
+width."""
 
 import pytest
 
@@ -24,3 +25,11 @@ def test_bench_sac_against_ppo(capsys):
     # the table prints 3 decimals: the ratio of the printed times is only as exact as their rounding (+-0.0005 each)
     lo, hi = (sac - 5e-4) / (ppo + 5e-4), (sac + 5e-4) / (ppo - 5e-4)
     assert sac > 0 and ppo > 0 and lo - 0.01 <= ratio <= hi + 0.01
+
+
+def test_bench_brc_times_a_step_per_critic_width(capsys):
+    bench.main(["brc", "repeats=1", "widths=[64,128]", "batch=32"])
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64 ") or line.startswith("| 128 ")
+    ]
+    assert len(rows) == 2 and rows[0].endswith("| 1.0x |")
