@@ -40,6 +40,9 @@ def save_checkpoint(obj: dict, path: Path) -> None:
             f"could not write checkpoint {path} ({why}); {kept}. Free space (or fix permissions), then resume "
             f"with checkpoint=<the last checkpoint>"
         ) from e
+    except BaseException:  # interrupted (Ctrl-C, a torchrun rank stopped by SIGTERM): the previous file stays
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -291,6 +291,58 @@ def resolve_config(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def shard_config(cfg: DictConfig, world: int, local_rank: int = 0) -> DictConfig:
+    """The config one rank of a `torchrun` job of `world` ranks trains with (a new one; `cfg`, the user's totals, is
+    what config.yaml and the checkpoints keep). `num_envs` (each task's count) and the learner's `split_settings` are
+    totals over the ranks: each rank gets 1/world of them; a total that does not divide is refused, naming one that
+    does. A CUDA device given as `cuda` or `cuda:0` becomes this rank's GPU, `cuda:<LOCAL_RANK>`. Under `test=True`
+    only the devices change (evaluation splits its episodes itself)."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg))
+    job = f"the {world} ranks of this torchrun job"
+    with open_dict(out):
+        for key in ("sim_device", "rl_device"):
+            dev = torch.device(out[key])
+            if dev.type == "cuda" and (dev.index or 0) == 0:
+                out[key] = f"cuda:{local_rank}"
+        episodes = int(out.eval.episodes_per_task)
+        if episodes < world:
+            raise ConfigError(
+                f"eval.episodes_per_task={episodes} is split over {job} and each rank needs at least one; give "
+                f"eval.episodes_per_task={world} or more"
+            )
+        if not out.test:
+            _shard_sizes(out, world, job)
+    return out
+
+
+def _shard_sizes(out: DictConfig, world: int, job: str) -> None:
+    """`shard_config`'s totals: the envs of each task and the learner's `split_settings`, divided by `world`."""
+    with open_dict(out):
+        counts = list(out.task_counts)
+        if any(c % world for c in counts):
+            step = len(counts) * world
+            fit = max(step, -(-int(out.num_envs) // step) * step)
+            raise ConfigError(
+                f"num_envs={out.num_envs} (task_counts {counts}) is a total over {job}: each task's count must be a "
+                f"multiple of {world}; e.g. num_envs={fit} (or task_counts that are multiples of {world})"
+            )
+        out.task_counts = [c // world for c in counts]
+        out.num_envs = sum(out.task_counts)
+        algo = out.train.algo
+        for key in _learner(algo).split_settings:
+            value = out.train[algo][key]
+            if value is None:
+                continue
+            if value % world:
+                lo, hi = value // world * world, (value // world + 1) * world
+                fit = f"{lo} or {hi}" if lo else str(hi)
+                raise ConfigError(
+                    f"train.{algo}.{key}={value} is a total over {job} and must be a multiple of {world}; e.g. "
+                    f"train.{algo}.{key}={fit}"
+                )
+            out.train[algo][key] = value // world
+
+
 def check_sections(cfg: DictConfig) -> None:
     """Every value's type and range, before any default is resolved or anything built: the top level and `eval`
     here, `env`/`parkour` against their env's constructor, `network` and `scheme` against theirs (the learner's

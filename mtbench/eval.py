@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mtbench import distributed
 from mtbench.envs.core import MultiTaskVecEnv
 
 
@@ -66,6 +67,25 @@ def run_episodes(
             )
         )  # fmt: skip
     return out
+
+
+def pool_over_ranks(results: list[TaskResult], device: torch.device) -> list[TaskResult]:
+    """The results of every rank of a torchrun job as one table (each rank ran its share of the episodes): episode,
+    success and sums of returns, lengths and extra quantities per task added over the ranks (one all-reduce on
+    `device`), then averaged, so the table is the one-process protocol's. In one process: `results` themselves."""
+    if distributed.world_size() == 1:
+        return results
+    keys = sorted(set.intersection(*(set(r.extra) for r in results))) if results else []
+    rows = [
+        [r.episodes, round(r.success * r.episodes), r.mean_return * r.episodes, r.mean_length * r.episodes]
+        + [r.extra[k] * r.episodes for k in keys]
+        for r in results
+    ]
+    total = distributed.all_reduce_(torch.tensor(rows, dtype=torch.float64, device=device)).cpu().tolist()
+    return [
+        TaskResult(r.name, int(n), s / n, ret / n, length / n, {k: v / n for k, v in zip(keys, rest)})
+        for r, (n, s, ret, length, *rest) in zip(results, total)
+    ]
 
 
 def format_table(results: list[TaskResult], title: str = "") -> str:

@@ -18,11 +18,15 @@ def _jsonable(v: float) -> float | None:
 
 
 class RunLog:
-    """Everything a run writes, under runs/<experiment>/."""
+    """Everything a run writes, under runs/<experiment>/. With `write=False` (the ranks of a torchrun job but rank 0)
+    it knows the paths and writes nothing."""
 
-    def __init__(self, cfg: DictConfig, resume: bool = False):
+    def __init__(self, cfg: DictConfig, resume: bool = False, write: bool = True):
         self.dir = Path(cfg.runs_dir) / cfg.experiment
         self.ckpt_dir = self.dir / "checkpoints"
+        self.write = write
+        if not write:
+            return
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         self.jsonl = open(self.dir / "metrics.jsonl", "a" if resume else "w")
@@ -49,6 +53,8 @@ class RunLog:
 
     def log(self, row: dict[str, float]) -> None:
         """One iteration's scalars: keys like 'success/reach-v3', 'loss/value'; 'frames' is the x-axis."""
+        if not self.write:
+            return
         self.jsonl.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
         self.jsonl.flush()
         if self.csv_fields is None:
@@ -65,10 +71,13 @@ class RunLog:
 
     def save(self, state: dict, name: str) -> Path:
         path = self.ckpt_dir / name
-        save_checkpoint(state, path)
+        if self.write:
+            save_checkpoint(state, path)
         return path
 
     def close(self) -> None:
+        if not self.write:
+            return
         self.jsonl.close()
         self.csv.close()
         self.tb.close()
