@@ -69,6 +69,25 @@ def test_data_transfer_seeds_the_buffer_with_pretraining_data(pretrained, tmp_pa
     assert sum(tuple(r.tolist()) in rows for r in buf["obs"]) >= 22
 
 
+def test_data_transfer_takes_every_ranks_buffer_of_a_torchrun_checkpoint(pretrained, tmp_path):
+    """A torchrun checkpoint keeps each rank's buffer under `ranks` (rank 0's also at the top): data transfer draws
+    from all of them, not from rank 0's alone."""
+    ckpt = torch.load(pretrained, weights_only=False)
+    whole = ckpt["agent"]["buffer"]
+    half = whole["size"] // 2
+    parts = [{"pos": 0, "size": half} | {k: v[a : a + half] for k, v in whole.items() if k not in ("pos", "size")}
+             for a in (0, half)]  # fmt: skip
+    ckpt["agent"]["buffer"] = parts[0]
+    ckpt["ranks"] = [{"env": ckpt["env"], "rl_gen": ckpt["rl_gen"], "agent": {"buffer": b}} for b in parts]
+    ckpt["world_size"] = 2
+    torchrun_ckpt = tmp_path / "torchrun.pt"
+    torch.save(ckpt, torchrun_ckpt)
+    buf = _transfer("data", torchrun_ckpt, tmp_path, "max_iterations=1", "save_buffer=True",
+                    "train.brc.warmup_per_task=100")["agent"]["buffer"]  # fmt: skip
+    rank1 = {tuple(r.tolist()) for r in parts[1]["obs"]} - {tuple(r.tolist()) for r in parts[0]["obs"]}
+    assert sum(tuple(r.tolist()) in rank1 for r in buf["obs"]) > 0
+
+
 def test_transfer_errors_and_the_pretraining_split(pretrained, tmp_path):
     names = pretrain_tasks()
     assert len(names) == 45 and not set(HELD_OUT) & set(names)

@@ -330,6 +330,11 @@ class BRC(Algorithm):
         saved = ckpt["agent"].get("buffer")
         if ckpt["config"]["train"]["algo"] != "brc" or saved is None:
             raise UserError(f"train.brc.prefill={path} holds no BRC replay buffer: pretrain with save_buffer=True")
+        if "ranks" in ckpt:  # a torchrun checkpoint: every rank's buffer, rank 0's being the top-level one
+            parts = [r["agent"]["buffer"] for r in ckpt["ranks"]]
+            saved = {"size": sum(b["size"] for b in parts)} | {
+                k: torch.cat([b[k][: b["size"]] for b in parts]) for k in ReplayBuffer.FIELDS
+            }
         n = min(saved["size"], self.buffer.capacity)
         pick = torch.randperm(saved["size"], generator=self.gen, device=self.device)[:n].cpu()
         batch = {k: saved[k][pick].to(self.device) for k in ReplayBuffer.FIELDS}
