@@ -135,6 +135,28 @@ def test_two_ranks_train_sac_with_a_replay_buffer_per_rank_and_resume(tmp_path):
     assert load_checkpoint_file(latest)["agent"]["updates"] == 10
 
 
+OTHERS = {  # the other learners at toy sizes, and a loss that is finite only once they have updated
+    "grpo": (["train=grpo", "network.actor_units=[16]", "train.grpo.horizon=10", "train.grpo.minibatch_size=40",
+              "env.episode_length=5", "max_iterations=2"], "loss/surrogate"),
+    "pqn": (["train=pqn", "network.critic_units=[16]", "train.pqn.horizon=4", "env.episode_length=5",
+             "max_iterations=2"], "loss/q"),
+    "brc": (["train=brc", "train.brc.batch_size=16", "train.brc.buffer_per_task=24", "train.brc.critic_width=16",
+             "train.brc.actor_width=16", "train.brc.warmup_per_task=2", "train.brc.gradient_steps_per_itr=1",
+             "env.episode_length=5", "max_iterations=4"], "loss/critic"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", OTHERS)
+def test_two_ranks_train_every_other_learner(algo, tmp_path):
+    args, loss = OTHERS[algo]
+    base = [a for a in TINY if not a.startswith("network.")]  # each learner's own networks
+    _ok(torchrun(base + args + [f"runs_dir={tmp_path}", "max_minutes=null"]))
+    (run_dir,) = list(tmp_path.iterdir())
+    rows = _rows(run_dir)
+    assert rows[-1][loss] is not None and "time/comm" in rows[-1]  # it learned, and the ranks talked
+    assert len(load_checkpoint_file(run_dir / "checkpoints" / "latest.pt")["ranks"]) == 2
+
+
 def test_a_config_that_does_not_split_over_the_ranks_is_refused_in_one_line(tmp_path):
     p = torchrun(PPO + ["num_envs=30", f"runs_dir={tmp_path}"], timeout=120)
     assert p.returncode != 0
