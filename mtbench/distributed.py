@@ -124,9 +124,22 @@ def broadcast_module_(module: torch.nn.Module) -> None:
                 offset += t.numel()
 
 
+_last_counts: tuple[torch.Tensor, int, torch.Tensor] | None = None
+
+
 def global_counts(counts: torch.Tensor) -> torch.Tensor:
-    """N_t: the samples of each task over all ranks' minibatches (`counts` itself in one process)."""
-    return all_reduce_(counts.detach().clone()) if world_size() > 1 else counts
+    """N_t: the samples of each task over all ranks' minibatches (`counts` itself in one process). The same counts
+    tensor, unchanged, asked again (SAC's critic, actor and temperatures share a batch) is answered without another
+    all-reduce; every rank runs the same code, so every rank skips the same calls."""
+    global _last_counts
+    if world_size() == 1:
+        return counts
+    last = _last_counts
+    if last is not None and last[0] is counts and last[1] == counts._version:
+        return last[2]
+    total = all_reduce_(counts.detach().clone())
+    _last_counts = (counts, counts._version, total)
+    return total
 
 
 def share(losses: torch.Tensor, counts: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
