@@ -261,11 +261,15 @@ def sac_step_time(overrides: list[str], n_tasks: int, batch: int, repeats: int) 
          "next_obs": torch.cat([torch.randn(batch, 39, generator=gen), onehot], 1),
          "action": torch.rand(batch, 4, generator=gen) * 2 - 1, "reward": torch.rand(batch, generator=gen),
          "discount": torch.full((batch,), 0.99**16), "task": task_of}  # fmt: skip
-    b = {k: v.to(agent.device) for k, v in b.items()}
+    return _median_step(agent, {k: v.to(agent.device) for k, v in b.items()}, repeats)
+
+
+def _median_step(agent, batch: dict[str, torch.Tensor], repeats: int) -> float:
+    """Median seconds of `agent.gradient_step(batch)` over `repeats` steps after a warm-up step."""
     times = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
-        agent.gradient_step(b)
+        agent.gradient_step(batch)
         if agent.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
@@ -303,15 +307,8 @@ def brc_step_time(width: int, n_tasks: int, batch: int, repeats: int) -> tuple[f
     b = {"obs": torch.randn(batch, 39, generator=gen), "next_obs": torch.randn(batch, 39, generator=gen),
          "action": torch.rand(batch, 4, generator=gen) * 2 - 1, "reward": torch.rand(batch, generator=gen),
          "discount": torch.full((batch,), 0.99), "task": torch.arange(batch) % n_tasks}  # fmt: skip
-    b = {k: v.to(agent.device) for k, v in b.items()}
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        agent.gradient_step(b)
-        if agent.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:])), agent.parameter_counts()["critic"]  # the first step warms up
+    step = _median_step(agent, {k: v.to(agent.device) for k, v in b.items()}, repeats)
+    return step, agent.parameter_counts()["critic"]
 
 
 def brc_widths(args: list[str]) -> None:

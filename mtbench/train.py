@@ -265,6 +265,17 @@ class Runner:
         """Frames per iteration."""
         return self.algo.steps_per_iteration * self.env.num_envs
 
+    def rollout(self) -> None:
+        """Act and observe for one iteration's `steps_per_iteration` vector steps (no timing, no wait)."""
+        algo, env, dev = self.algo, self.env, self.device
+        obs = self.obs
+        for _ in range(algo.steps_per_iteration):
+            action = algo.act(obs)
+            obs, reward, terminated, truncated, info = env.step(action.to(env.device))
+            algo.observe(obs, reward, terminated, truncated, info)
+            self.stats.add({k: v.to(dev) for k, v in info["episode"].items()}, self.task)
+        self.obs = obs
+
     def iteration(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, float, float]:
         """Act and observe for one iteration, then update. Returns (metrics, the episode sums of
         `EpisodeStats.take`, seconds acting, seconds updating)."""
@@ -272,13 +283,7 @@ class Runner:
         t0 = time.perf_counter()
         # acting on small per-step batches: one torch thread beats OpenMP workers fighting MuJoCo's pool
         with torch_single_threaded(dev.type == "cpu"):
-            obs = self.obs
-            for _ in range(algo.steps_per_iteration):
-                action = algo.act(obs)
-                obs, reward, terminated, truncated, info = env.step(action.to(env.device))
-                algo.observe(obs, reward, terminated, truncated, info)
-                self.stats.add({k: v.to(dev) for k, v in info["episode"].items()}, self.task)
-            self.obs = obs
+            self.rollout()
         _sync(dev)
         t1 = time.perf_counter()
         metrics = algo.update()

@@ -220,7 +220,7 @@ def hot_path_syncs(step, plan, overrides: dict[str, list[str]]) -> None:
             warm += 1
         before = sum(v["count"] for v in rec.found.values())
         with rec.record(f"{algo} rollout"):
-            _rollout(runner)
+            runner.rollout()
         with rec.record(f"{algo} update"):
             learner.update()
         found = sum(v["count"] for v in rec.found.values()) - before
@@ -239,18 +239,6 @@ def hot_path_syncs(step, plan, overrides: dict[str, list[str]]) -> None:
         "(its first iteration, and an off-policy learner's warm-up, are not recorded)."
     )
     step.data["syncs"] = [dict(zip(["phase", "where", "what", "function", "code", "count", "from"], r)) for r in rows]
-
-
-def _rollout(runner) -> None:
-    """The acting part of `Runner.iteration` (mtbench/train.py), without its timing and its per-iteration wait."""
-    algo, env, dev = runner.algo, runner.env, runner.device
-    obs = runner.obs
-    for _ in range(algo.steps_per_iteration):
-        action = algo.act(obs)
-        obs, reward, terminated, truncated, info = env.step(action.to(env.device))
-        algo.observe(obs, reward, terminated, truncated, info)
-        runner.stats.add({k: v.to(dev) for k, v in info["episode"].items()}, runner.task)
-    runner.obs = obs
 
 
 def _doc(mode: str) -> str:
