@@ -11,6 +11,11 @@ three ways, or from scratch for comparison:
   buffer: pretrain with save_buffer=True);
 - `scratch`: a fresh learner, nothing from the checkpoint but its network sizes.
 
+`mode=study` runs the four on every held-out task (`tasks=[...]` for some of them, `modes=[...]` for some modes) at
+`transitions=N` new-task steps (`embedding_transitions=M` for the embedding), one run directory each under
+`study=DIR` (default runs/transfer_<pretrain run>), and writes the table DIR/transfer.md. Finished runs are reused:
+two processes with different `tasks=` may share the cores and the directory, and a rerun completes the table.
+
 Each is one training run through the usual runner: run directory, curves, the evaluation table. The learner's sizes
 (critic and actor widths and depths, atoms, embedding) are the checkpoint's; any `mtbench train` key may follow and
 wins, e.g. `max_iterations=...` or `train.brc.gradient_steps_per_itr=...`.
@@ -20,22 +25,25 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from mtbench.errors import UserError
 from mtbench.overrides import parse_value
 
 HELD_OUT = ("assembly-v3", "disassemble-v3", "dial-turn-v3", "lever-pull-v3", "push-back-v3")
 """The paper's Meta-World transfer tasks (App. E.2), never seen in pretraining."""
-MODES = ("pretrain", "model", "embedding", "data", "scratch")
+MODES = ("pretrain", "model", "embedding", "data", "scratch", "study")
 SIZES = ("critic_width", "critic_depth", "n_critics", "actor_width", "actor_depth", "embedding_dim", "embedding_norm",
          "num_atoms", "v_max", "log_std_min", "log_std_max")  # fmt: skip
 """The settings that shape BRC's networks: taken from the checkpoint so that its weights fit."""
-OWN = ("mode", "checkpoint", "transitions")
+OWN = ("mode", "checkpoint", "transitions", "tasks", "modes", "study", "embedding_transitions")
 
 USAGE = """usage: mtbench transfer mode=pretrain [any mtbench train key ...]   (BRC on MT50 without 5 held-out tasks)
        mtbench transfer mode=model|embedding|data|scratch checkpoint=runs/<pretrain>/checkpoints/latest.pt
                         task=assembly-v3|disassemble-v3|dial-turn-v3|lever-pull-v3|push-back-v3
-                        [transitions=N] [any mtbench train key ...]"""
+                        [transitions=N] [any mtbench train key ...]
+       mtbench transfer mode=study checkpoint=... [tasks=[...]] [modes=[...]] [transitions=20000]
+                        [embedding_transitions=1000] [study=DIR] [any mtbench train key ...]"""
 
 
 def pretrain_tasks() -> list[str]:
@@ -88,16 +96,109 @@ def run(args: list[str]):
     mode = own.get("mode")
     if mode not in MODES:
         raise UserError(f"mode={mode} must be one of {', '.join(MODES)} (mtbench transfer --help)")
+    if mode == "study":
+        return study(own, rest)
+    if extra := sorted(set(own) & set(STUDY_OWN)):
+        raise UserError(f"{', '.join(extra)} belong to mode=study, not mode={mode}")
     transitions = own.get("transitions")
-    if transitions is not None and (not isinstance(transitions, int) or isinstance(transitions, bool) or
-                                    transitions < 1):  # fmt: skip
-        raise UserError(f"transitions={transitions!r} must be an integer >= 1 (env steps of the new task)")
+    if transitions is not None:
+        _check_transitions(transitions)
     cfg = load_config(overrides_for(mode, own.get("checkpoint"), rest))
     if cfg.train.algo != "brc":
         raise ConfigError(f"transfer runs BRC; train={cfg.train.name} is {cfg.train.algo}")
     if transitions is not None:  # the budget of new-task transitions sets the run's length
         cfg.max_iterations = math.ceil(transitions / (cfg.num_envs * cfg.train.brc.horizon))
     return train(cfg)
+
+
+def _check_transitions(n, key: str = "transitions") -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise UserError(f"{key}={n!r} must be an integer >= 1 (env steps of the new task)")
+
+
+STUDY_MODES = ("model", "embedding", "data", "scratch")
+STUDY_OWN = ("tasks", "modes", "study", "embedding_transitions")
+EMBEDDING_OWN = ("train.brc.warmup_per_task", "train.brc.batch_size")
+"""Keys a study's embedding runs keep at their mode's values whatever the study's other runs are given: they collect
+with the pretrained actor from the first step and learn from a small buffer."""
+STUDY_DEFAULTS = {"transitions": 20_000, "embedding_transitions": 1_000}
+"""The study's budgets of new-task transitions: `embedding` learns from about a thousand (the paper: fewer than a
+thousand), the other three from the same larger number (a CPU-sized default; the paper's curves run to 500k)."""
+
+
+def study(own: dict, rest: list[str]) -> Path:
+    """`mode=study`: every mode on every held-out task from one pretrained checkpoint, one run each under one study
+    directory (a finished run, one with eval.json, is reused, so two processes can share the tasks and an
+    interrupted study completes), then `transfer.md`: success and return per task and mode."""
+    from mtbench.config import load_config
+    from mtbench.train import train
+
+    checkpoint = own.get("checkpoint")
+    if checkpoint is None:
+        raise UserError("mode=study needs checkpoint=runs/<pretrain run>/checkpoints/latest.pt (mode=pretrain)")
+    tasks, modes = own.get("tasks", list(HELD_OUT)), own.get("modes", list(STUDY_MODES))
+    tasks, modes = [tasks] if isinstance(tasks, str) else tasks, [modes] if isinstance(modes, str) else modes
+    if bad := [m for m in modes if m not in STUDY_MODES]:
+        raise UserError(f"modes={bad} are not transfer modes: pick from {list(STUDY_MODES)}")
+    if any(a.split("=", 1)[0] in ("task", "task_id", "experiment", "runs_dir") for a in rest):
+        raise UserError(
+            "mode=study names its runs itself: give tasks=[...] and study=DIR, not task=/experiment=/runs_dir="
+        )
+    key = lambda m: "embedding_transitions" if m == "embedding" else "transitions"  # noqa: E731
+    budget = {m: own.get(key(m), STUDY_DEFAULTS[key(m)]) for m in modes}
+    for m, n in budget.items():
+        _check_transitions(n, key(m))
+    root = Path(str(own.get("study") or Path("runs") / f"transfer_{Path(checkpoint).resolve().parent.parent.name}"))
+    for task in tasks:
+        for mode in modes:
+            run_dir = root / f"{task}_{mode}"
+            if (run_dir / "eval.json").is_file():
+                print(f"{run_dir}: finished, reused")
+                continue
+            mine = [a for a in rest if mode != "embedding" or a.split("=", 1)[0] not in EMBEDDING_OWN]
+            keys = [f"task={task}", f"runs_dir={root}", f"experiment={run_dir.name}", *mine]
+            cfg = load_config(overrides_for(mode, checkpoint, keys))
+            cfg.max_iterations = math.ceil(budget[mode] / (cfg.num_envs * cfg.train.brc.horizon))
+            train(cfg)
+    table = study_table(root)
+    (root / "transfer.md").write_text(table)
+    print(table + f"\nwrote {root / 'transfer.md'}")
+    return root
+
+
+def study_table(root: Path) -> str:
+    """Markdown: one row per held-out task, one column per mode (every finished run under `root`), each cell the
+    deterministic success % and mean return of the final evaluation; the new-task transitions in the header."""
+    import json
+
+    import yaml
+
+    cells: dict[tuple[str, str], str] = {}
+    frames: dict[str, set[int]] = {}
+    success: dict[str, list[float]] = {}
+    for evals in sorted(root.glob("*/eval.json")):
+        cfg = yaml.safe_load((evals.parent / "config.yaml").read_text())
+        mode = next((m for m in STUDY_MODES if evals.parent.name.endswith(f"_{m}")), None)
+        if mode is None:
+            continue
+        (r,) = json.loads(evals.read_text())
+        cells[r["name"], mode] = f"{100 * r['success']:.0f} % ({r['mean_return']:.0f})"
+        frames.setdefault(mode, set()).add(cfg["max_iterations"] * cfg["num_envs"] * cfg["train"]["brc"]["horizon"])
+        success.setdefault(mode, []).append(r["success"])
+    modes = [m for m in STUDY_MODES if m in frames]
+    if not modes:
+        raise UserError(f"{root} holds no finished transfer run (<task>_<mode>/eval.json)")
+    head = [f"{m} ({'/'.join(f'{n:,}' for n in sorted(frames[m]))} transitions)" for m in modes]
+    lines = ["| held-out task | " + " | ".join(head) + " |", "|---|" + "---:|" * len(modes)]
+    for task in sorted({t for t, _ in cells}):
+        lines.append(f"| {task} | " + " | ".join(cells.get((task, m), "-") for m in modes) + " |")
+    lines.append("| **mean success** | " + " | ".join(f"**{100 * sum(success[m]) / len(success[m]):.0f} %**"
+                                                    for m in modes) + " |")  # fmt: skip
+    note = (
+        "\nDeterministic success on the final evaluation's episodes (mean return in brackets); one run per cell, "
+        "the new task's transitions only (pretraining data not counted).\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def main(args: list[str]) -> None:

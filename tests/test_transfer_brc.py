@@ -102,3 +102,42 @@ def test_transfer_errors_and_the_pretraining_split(pretrained, tmp_path):
            "experiment=nobuf", "max_iterations=1"])  # fmt: skip
     with pytest.raises(UserError, match="holds no replay buffer: pretrain with save_buffer=True"):
         transfer(["mode=data", f"checkpoint={tmp_path}/nobuf/checkpoints/latest.pt", "task=window-open-v3"])
+
+
+def test_study_runs_every_mode_reuses_finished_runs_and_tabulates(pretrained, tmp_path):
+    """`mode=study`: one run per (task, mode) under the study directory, the embedding run at its own warm-up and
+    batch whatever the others get, the table's cells the runs' own evaluations; a rerun trains nothing."""
+    import json
+
+    import yaml
+
+    from mtbench.transfer import study_table
+
+    args = ["mode=study", f"checkpoint={pretrained}", "tasks=[window-open-v3]", "transitions=12", "num_envs=2",
+            "embedding_transitions=20", f"study={tmp_path}", *TOY, "train.brc.warmup_per_task=2"]  # fmt: skip
+    root = transfer(args)
+    runs = {m: tmp_path / f"window-open-v3_{m}" for m in ("model", "embedding", "data", "scratch")}
+    cfgs = {m: yaml.safe_load((d / "config.yaml").read_text()) for m, d in runs.items()}
+    assert {m: c["max_iterations"] for m, c in cfgs.items()} == {"model": 6, "embedding": 10, "data": 6, "scratch": 6}
+    assert cfgs["embedding"]["train"]["brc"]["warmup_per_task"] == 0
+    assert cfgs["model"]["train"]["brc"]["warmup_per_task"] == 2
+    assert cfgs["embedding"]["train"]["brc"]["finetune"] == "embedding"
+    assert cfgs["data"]["train"]["brc"]["prefill"] == str(pretrained)
+    assert cfgs["model"]["pretrained"] == str(pretrained) and cfgs["scratch"]["pretrained"] is None
+    table = (root / "transfer.md").read_text()
+    assert "| held-out task | model (12 transitions) | embedding (20 transitions) | data (12" in table
+    row = next(line for line in table.splitlines() if line.startswith("| window-open-v3 |"))
+    (r,) = json.loads((runs["scratch"] / "eval.json").read_text())
+    assert row.split(" | ")[-1] == f"{100 * r['success']:.0f} % ({r['mean_return']:.0f}) |"
+    stamps = {m: (d / "eval.json").stat().st_mtime_ns for m, d in runs.items()}
+    transfer(args)
+    assert {m: (d / "eval.json").stat().st_mtime_ns for m, d in runs.items()} == stamps
+    assert study_table(root) == table
+    with pytest.raises(UserError, match="mode=study names its runs itself"):
+        transfer(["mode=study", f"checkpoint={pretrained}", "task=window-open-v3"])
+    with pytest.raises(UserError, match="modes=\\['bogus'\\] are not transfer modes"):
+        transfer(["mode=study", f"checkpoint={pretrained}", "modes=[bogus]"])
+    with pytest.raises(UserError, match="embedding_transitions=0 must be an integer >= 1"):
+        transfer(["mode=study", f"checkpoint={pretrained}", "embedding_transitions=0"])
+    with pytest.raises(UserError, match="tasks belong to mode=study"):
+        transfer(["mode=model", f"checkpoint={pretrained}", "task=window-open-v3", "tasks=[reach-v3]"])

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import per_task_mean, task_counts
-from mtbench.algos.replay import NStepWindow, ReplayBuffer
+from mtbench.algos.replay import NStepWindow, ReplayBuffer, replay_updates
 from mtbench.algos.sac import _frozen_copy, squashed_sample
 from mtbench.errors import UserError
 from mtbench.mtrl import MeanScheme
@@ -406,22 +406,9 @@ class BRC(Algorithm):
         return self.learned
 
     def update(self) -> dict[str, torch.Tensor]:
-        """`gradient_steps_per_itr` updates once the warm-up is over and the buffer holds a batch; before that, NaN
-        metrics and `learning` False."""
-        self.learned = self.env_steps >= self.warmup_steps and self.buffer.size >= self.cfg.batch_size
-        if not self.learned:
-            nan = torch.tensor(float("nan"), device=self.device)
-            return {**{k: nan for k in METRICS}, "buffer": torch.tensor(float(self.buffer.size))}
-        self.scheme.forget()  # the return scales moved since the last update: earlier losses are no reference
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.gradient_steps_per_itr):
-            for k, v in self.gradient_step(self.buffer.sample(self.cfg.batch_size, self.gen)).items():
-                sums[k] = sums.get(k, 0.0) + v
-        self.updates += self.cfg.gradient_steps_per_itr
-        out = {k: sums[k] / self.cfg.gradient_steps_per_itr for k in METRICS}
-        out["buffer"] = torch.tensor(float(self.buffer.size))
-        out.update(self.scheme.metrics())
-        return out
+        """`gradient_steps_per_itr` updates once the warm-up is over and the buffer holds a batch: `replay_updates`."""
+        ready = self.env_steps >= self.warmup_steps and self.buffer.size >= self.cfg.batch_size
+        return replay_updates(self, ready, METRICS)
 
     def critic_losses(self, b: dict[str, torch.Tensor], scale: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-task mean of Σ_critics cross-entropy(critic logits, projected target distribution)."""

@@ -104,3 +104,23 @@ class ReplayBuffer:
         self.pos, self.size = state["pos"], state["size"]
         for k in self.FIELDS:
             getattr(self, k)[: self.size].copy_(state[k])
+
+
+def replay_updates(algo, ready: bool, metrics: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """One iteration's learning of an off-policy learner (SAC, BRC): `gradient_steps_per_itr` gradient steps, each on
+    a fresh batch of `batch_size` from `algo.buffer`, and their mean metrics. Until `ready` (the buffer holds a batch,
+    the warm-up is over), NaN metrics and `algo.learned` False. The scheme forgets earlier losses first: the learner's
+    normalisers (input statistics, return scales) moved since its last update, so they are no reference."""
+    algo.learned = ready
+    buffer = torch.tensor(float(algo.buffer.size))
+    if not ready:
+        nan = torch.tensor(float("nan"), device=algo.device)
+        return {**{k: nan for k in metrics}, "buffer": buffer}
+    algo.scheme.forget()
+    steps = algo.cfg.gradient_steps_per_itr
+    sums: dict[str, torch.Tensor] = {}
+    for _ in range(steps):
+        for k, v in algo.gradient_step(algo.buffer.sample(algo.cfg.batch_size, algo.gen)).items():
+            sums[k] = sums.get(k, 0.0) + v
+    algo.updates += steps
+    return {**{k: sums[k] / steps for k in metrics}, "buffer": buffer, **algo.scheme.metrics()}

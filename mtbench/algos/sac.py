@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
 from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, task_counts
-from mtbench.algos.replay import NStepWindow, ReplayBuffer
+from mtbench.algos.replay import NStepWindow, ReplayBuffer, replay_updates
 from mtbench.mtrl import MeanScheme
 from mtbench.nets import stabilizer
 from mtbench.nets.sac import make_sac_networks
@@ -214,22 +214,9 @@ class SAC(Algorithm):
         return self.learned
 
     def update(self) -> dict[str, torch.Tensor]:
-        """`gradient_steps_per_itr` updates once the buffer holds a batch; before that (at the start, or after resuming
-        without the buffer), NaN metrics and `learning` False."""
-        self.learned = self.buffer.size >= self.cfg.batch_size
-        if not self.learned:
-            nan = torch.tensor(float("nan"), device=self.device)
-            return {**{k: nan for k in METRICS}, "buffer": torch.tensor(float(self.buffer.size))}
-        self.scheme.forget()  # the input normaliser moved since the last update: earlier losses are no reference
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.gradient_steps_per_itr):
-            for k, v in self.gradient_step(self.buffer.sample(self.cfg.batch_size, self.gen)).items():
-                sums[k] = sums.get(k, 0.0) + v
-        self.updates += self.cfg.gradient_steps_per_itr
-        out = {k: sums[k] / self.cfg.gradient_steps_per_itr for k in METRICS}
-        out["buffer"] = torch.tensor(float(self.buffer.size))
-        out.update(self.scheme.metrics())
-        return out
+        """`gradient_steps_per_itr` updates once the buffer holds a batch (at the start, or after resuming without the
+        buffer, not yet): `replay_updates`."""
+        return replay_updates(self, self.buffer.size >= self.cfg.batch_size, METRICS)
 
     def critic_losses(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-task mean of 0.5 Σ_i (Q_i(s, a) - y)^2 over the twin critics, y the soft n-step target
