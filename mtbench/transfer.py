@@ -11,10 +11,12 @@ three ways, or from scratch for comparison:
   buffer: pretrain with save_buffer=True);
 - `scratch`: a fresh learner, nothing from the checkpoint but its network sizes.
 
-`mode=study` runs the four on every held-out task (`tasks=[...]` for some of them, `modes=[...]` for some modes) at
-`transitions=N` new-task steps (`embedding_transitions=M` for the embedding), one run directory each under
-`study=DIR` (default runs/transfer_<pretrain run>), and writes the table DIR/transfer.md. Finished runs are reused:
-two processes with different `tasks=` may share the cores and the directory, and a rerun completes the table.
+`mode=study` runs the four on every held-out task (`tasks=[...]` for some of them, `modes=[...]` for some modes) for
+each of `seeds=[...]` (default: the checkpoint's seed) at `transitions=N` new-task steps (`embedding_transitions=M`
+for the embedding), one run directory each (<task>_<mode>_s<seed>) under `study=DIR` (default
+runs/transfer_<pretrain run>), and writes the table DIR/transfer.md, each cell a mean over its seeds. Finished runs
+are reused: two processes with different `tasks=` may share the cores and the directory, and a rerun completes the
+table.
 
 Each is one training run through the usual runner: run directory, curves, the evaluation table. The learner's sizes
 (critic and actor widths and depths, atoms, embedding) are the checkpoint's; any `mtbench train` key may follow and
@@ -36,13 +38,13 @@ MODES = ("pretrain", "model", "embedding", "data", "scratch", "study")
 SIZES = ("critic_width", "critic_depth", "n_critics", "actor_width", "actor_depth", "embedding_dim", "embedding_norm",
          "num_atoms", "v_max", "log_std_min", "log_std_max")  # fmt: skip
 """The settings that shape BRC's networks: taken from the checkpoint so that its weights fit."""
-OWN = ("mode", "checkpoint", "transitions", "tasks", "modes", "study", "embedding_transitions")
+OWN = ("mode", "checkpoint", "transitions", "tasks", "modes", "seeds", "study", "embedding_transitions")
 
 USAGE = """usage: mtbench transfer mode=pretrain [any mtbench train key ...]   (BRC on MT50 without 5 held-out tasks)
        mtbench transfer mode=model|embedding|data|scratch checkpoint=runs/<pretrain>/checkpoints/latest.pt
                         task=assembly-v3|disassemble-v3|dial-turn-v3|lever-pull-v3|push-back-v3
                         [transitions=N] [any mtbench train key ...]
-       mtbench transfer mode=study checkpoint=... [tasks=[...]] [modes=[...]] [transitions=20000]
+       mtbench transfer mode=study checkpoint=... [tasks=[...]] [modes=[...]] [seeds=[...]] [transitions=20000]
                         [embedding_transitions=1000] [study=DIR] [any mtbench train key ...]"""
 
 
@@ -117,7 +119,7 @@ def _check_transitions(n, key: str = "transitions") -> None:
 
 
 STUDY_MODES = ("model", "embedding", "data", "scratch")
-STUDY_OWN = ("tasks", "modes", "study", "embedding_transitions")
+STUDY_OWN = ("tasks", "modes", "seeds", "study", "embedding_transitions")
 EMBEDDING_OWN = ("train.brc.warmup_per_task", "train.brc.batch_size")
 """Keys a study's embedding runs keep at their mode's values whatever the study's other runs are given: they collect
 with the pretrained actor from the first step and learn from a small buffer."""
@@ -127,39 +129,47 @@ thousand), the other three from the same larger number (a CPU-sized default; the
 
 
 def study(own: dict, rest: list[str]) -> Path:
-    """`mode=study`: every mode on every held-out task from one pretrained checkpoint, one run each under one study
-    directory (a finished run, one with eval.json, is reused, so two processes can share the tasks and an
-    interrupted study completes), then `transfer.md`: success and return per task and mode."""
+    """`mode=study`: every mode on every held-out task for every seed from one pretrained checkpoint, one run each
+    under one study directory (a finished run, one with eval.json, is reused, so two processes can share the tasks
+    and an interrupted study completes), then `transfer.md`: success and return per task and mode."""
+    from mtbench.checkpoint import load_checkpoint_file
     from mtbench.config import load_config
     from mtbench.train import train
 
     checkpoint = own.get("checkpoint")
     if checkpoint is None:
         raise UserError("mode=study needs checkpoint=runs/<pretrain run>/checkpoints/latest.pt (mode=pretrain)")
-    tasks, modes = own.get("tasks", list(HELD_OUT)), own.get("modes", list(STUDY_MODES))
-    tasks, modes = [tasks] if isinstance(tasks, str) else tasks, [modes] if isinstance(modes, str) else modes
+    listed = lambda v: [v] if isinstance(v, (str, int)) else list(v)  # noqa: E731
+    tasks, modes = listed(own.get("tasks", list(HELD_OUT))), listed(own.get("modes", list(STUDY_MODES)))
     if bad := [m for m in modes if m not in STUDY_MODES]:
         raise UserError(f"modes={bad} are not transfer modes: pick from {list(STUDY_MODES)}")
-    if any(a.split("=", 1)[0] in ("task", "task_id", "experiment", "runs_dir") for a in rest):
+    if any(a.split("=", 1)[0] in ("task", "task_id", "experiment", "runs_dir", "seed") for a in rest):
         raise UserError(
-            "mode=study names its runs itself: give tasks=[...] and study=DIR, not task=/experiment=/runs_dir="
+            "mode=study names its runs itself: give tasks=[...], seeds=[...] and study=DIR, not task=/seed=/"
+            "experiment=/runs_dir="
         )
     key = lambda m: "embedding_transitions" if m == "embedding" else "transitions"  # noqa: E731
     budget = {m: own.get(key(m), STUDY_DEFAULTS[key(m)]) for m in modes}
     for m, n in budget.items():
         _check_transitions(n, key(m))
+    seeds = (
+        listed(own["seeds"]) if "seeds" in own else [load_checkpoint_file(checkpoint, "checkpoint")["config"]["seed"]]
+    )
+    if not seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in seeds):
+        raise UserError(f"seeds={own.get('seeds')!r} must be a list of integers, e.g. seeds=[1,2,3]")
     root = Path(str(own.get("study") or Path("runs") / f"transfer_{Path(checkpoint).resolve().parent.parent.name}"))
-    for task in tasks:
-        for mode in modes:
-            run_dir = root / f"{task}_{mode}"
-            if (run_dir / "eval.json").is_file():
-                print(f"{run_dir}: finished, reused")
-                continue
-            mine = [a for a in rest if mode != "embedding" or a.split("=", 1)[0] not in EMBEDDING_OWN]
-            keys = [f"task={task}", f"runs_dir={root}", f"experiment={run_dir.name}", *mine]
-            cfg = load_config(overrides_for(mode, checkpoint, keys))
-            cfg.max_iterations = math.ceil(budget[mode] / (cfg.num_envs * cfg.train.brc.horizon))
-            train(cfg)
+    for seed in seeds:
+        for task in tasks:
+            for mode in modes:
+                run_dir = root / f"{task}_{mode}_s{seed}"
+                if (run_dir / "eval.json").is_file():
+                    print(f"{run_dir}: finished, reused")
+                    continue
+                mine = [a for a in rest if mode != "embedding" or a.split("=", 1)[0] not in EMBEDDING_OWN]
+                keys = [f"task={task}", f"seed={seed}", f"runs_dir={root}", f"experiment={run_dir.name}", *mine]
+                cfg = load_config(overrides_for(mode, checkpoint, keys))
+                cfg.max_iterations = math.ceil(budget[mode] / (cfg.num_envs * cfg.train.brc.horizon))
+                train(cfg)
     table = study_table(root)
     (root / "transfer.md").write_text(table)
     print(table + f"\nwrote {root / 'transfer.md'}")
@@ -168,35 +178,41 @@ def study(own: dict, rest: list[str]) -> Path:
 
 def study_table(root: Path) -> str:
     """Markdown: one row per held-out task, one column per mode (every finished run under `root`), each cell the
-    deterministic success % and mean return of the final evaluation; the new-task transitions in the header."""
+    deterministic success % and mean return of the final evaluations averaged over the cell's seeds; the new-task
+    transitions in the header."""
     import json
+    import re
 
     import yaml
 
-    cells: dict[tuple[str, str], str] = {}
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     frames: dict[str, set[int]] = {}
-    success: dict[str, list[float]] = {}
+    pattern = re.compile(rf"_({'|'.join(STUDY_MODES)})_s\d+$")
     for evals in sorted(root.glob("*/eval.json")):
-        cfg = yaml.safe_load((evals.parent / "config.yaml").read_text())
-        mode = next((m for m in STUDY_MODES if evals.parent.name.endswith(f"_{m}")), None)
-        if mode is None:
+        if not (found := pattern.search(evals.parent.name)):
             continue
+        cfg = yaml.safe_load((evals.parent / "config.yaml").read_text())
         (r,) = json.loads(evals.read_text())
-        cells[r["name"], mode] = f"{100 * r['success']:.0f} % ({r['mean_return']:.0f})"
-        frames.setdefault(mode, set()).add(cfg["max_iterations"] * cfg["num_envs"] * cfg["train"]["brc"]["horizon"])
-        success.setdefault(mode, []).append(r["success"])
+        runs.setdefault((r["name"], found[1]), []).append((r["success"], r["mean_return"]))
+        frames.setdefault(found[1], set()).add(cfg["max_iterations"] * cfg["num_envs"] * cfg["train"]["brc"]["horizon"])
     modes = [m for m in STUDY_MODES if m in frames]
     if not modes:
-        raise UserError(f"{root} holds no finished transfer run (<task>_<mode>/eval.json)")
+        raise UserError(f"{root} holds no finished transfer run (<task>_<mode>_s<seed>/eval.json)")
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    counts = {len(v) for v in runs.values()}
+    cell = lambda v: (f"{100 * mean([s for s, _ in v]):.0f} % ({mean([g for _, g in v]):.0f})"  # noqa: E731
+                      + ("" if len(counts) == 1 else f" [{len(v)}]"))  # fmt: skip
     head = [f"{m} ({'/'.join(f'{n:,}' for n in sorted(frames[m]))} transitions)" for m in modes]
     lines = ["| held-out task | " + " | ".join(head) + " |", "|---|" + "---:|" * len(modes)]
-    for task in sorted({t for t, _ in cells}):
-        lines.append(f"| {task} | " + " | ".join(cells.get((task, m), "-") for m in modes) + " |")
-    lines.append("| **mean success** | " + " | ".join(f"**{100 * sum(success[m]) / len(success[m]):.0f} %**"
-                                                    for m in modes) + " |")  # fmt: skip
+    for task in sorted({t for t, _ in runs}):
+        lines.append(f"| {task} | " + " | ".join(cell(runs[task, m]) if (task, m) in runs else "-" for m in modes)
+                     + " |")  # fmt: skip
+    per_mode = {m: [s for (_, mm), v in runs.items() if mm == m for s, _ in v] for m in modes}
+    lines.append("| **mean success** | " + " | ".join(f"**{100 * mean(per_mode[m]):.0f} %**" for m in modes) + " |")
+    seeds = f"{counts.pop()} seed(s) per cell" if len(counts) == 1 else "[n]: the cell's number of seeds"
     note = (
-        "\nDeterministic success on the final evaluation's episodes (mean return in brackets); one run per cell, "
-        "the new task's transitions only (pretraining data not counted).\n"
+        f"\nDeterministic success on the final evaluation's episodes (mean return in brackets), the mean over "
+        f"{seeds}; the new task's transitions only (pretraining data not counted).\n"
     )
     return "\n".join(lines) + "\n" + note
 

@@ -114,9 +114,10 @@ def test_study_runs_every_mode_reuses_finished_runs_and_tabulates(pretrained, tm
     from mtbench.transfer import study_table
 
     args = ["mode=study", f"checkpoint={pretrained}", "tasks=[window-open-v3]", "transitions=12", "num_envs=2",
-            "embedding_transitions=20", f"study={tmp_path}", *TOY, "train.brc.warmup_per_task=2"]  # fmt: skip
+            "embedding_transitions=20", f"study={tmp_path}", "seeds=[3]", *TOY,
+            "train.brc.warmup_per_task=2"]  # fmt: skip
     root = transfer(args)
-    runs = {m: tmp_path / f"window-open-v3_{m}" for m in ("model", "embedding", "data", "scratch")}
+    runs = {m: tmp_path / f"window-open-v3_{m}_s3" for m in ("model", "embedding", "data", "scratch")}
     cfgs = {m: yaml.safe_load((d / "config.yaml").read_text()) for m, d in runs.items()}
     assert {m: c["max_iterations"] for m, c in cfgs.items()} == {"model": 6, "embedding": 10, "data": 6, "scratch": 6}
     assert cfgs["embedding"]["train"]["brc"]["warmup_per_task"] == 0
@@ -124,6 +125,7 @@ def test_study_runs_every_mode_reuses_finished_runs_and_tabulates(pretrained, tm
     assert cfgs["embedding"]["train"]["brc"]["finetune"] == "embedding"
     assert cfgs["data"]["train"]["brc"]["prefill"] == str(pretrained)
     assert cfgs["model"]["pretrained"] == str(pretrained) and cfgs["scratch"]["pretrained"] is None
+    assert {c["seed"] for c in cfgs.values()} == {3}
     table = (root / "transfer.md").read_text()
     assert "| held-out task | model (12 transitions) | embedding (20 transitions) | data (12" in table
     row = next(line for line in table.splitlines() if line.startswith("| window-open-v3 |"))
@@ -132,9 +134,20 @@ def test_study_runs_every_mode_reuses_finished_runs_and_tabulates(pretrained, tm
     stamps = {m: (d / "eval.json").stat().st_mtime_ns for m, d in runs.items()}
     transfer(args)
     assert {m: (d / "eval.json").stat().st_mtime_ns for m, d in runs.items()} == stamps
-    assert study_table(root) == table
-    with pytest.raises(UserError, match="mode=study names its runs itself"):
-        transfer(["mode=study", f"checkpoint={pretrained}", "task=window-open-v3"])
+    assert study_table(root) == table and "the mean over 1 seed(s) per cell" in table
+    # a second seed's run joins its cell as a mean, and the table says which cells have fewer seeds
+    second = tmp_path / "window-open-v3_scratch_s4"
+    second.mkdir()
+    (second / "config.yaml").write_text((runs["scratch"] / "config.yaml").read_text())
+    (second / "eval.json").write_text(json.dumps([r | {"success": r["success"] + 0.5, "mean_return": 1000.0}]))
+    row = next(line for line in study_table(root).splitlines() if line.startswith("| window-open-v3 |"))
+    mean_return = (r["mean_return"] + 1000.0) / 2
+    assert row.split(" | ")[-1] == f"{100 * r['success'] + 25:.0f} % ({mean_return:.0f}) [2] |"
+    for own_key in ("task=window-open-v3", "seed=2"):
+        with pytest.raises(UserError, match="mode=study names its runs itself"):
+            transfer(["mode=study", f"checkpoint={pretrained}", own_key])
+    with pytest.raises(UserError, match="seeds=\\['a'\\] must be a list of integers"):
+        transfer(["mode=study", f"checkpoint={pretrained}", "seeds=[a]"])
     with pytest.raises(UserError, match="modes=\\['bogus'\\] are not transfer modes"):
         transfer(["mode=study", f"checkpoint={pretrained}", "modes=[bogus]"])
     with pytest.raises(UserError, match="embedding_transitions=0 must be an integer >= 1"):
