@@ -55,8 +55,9 @@ def pretrain_tasks() -> list[str]:
     return [task_class(i).name for i in BENCHMARKS["mt50"] if task_class(i).name not in HELD_OUT]
 
 
-def overrides_for(mode: str, checkpoint: str | None, rest: list[str]) -> list[str]:
-    """The `mtbench train` overrides of a transfer run; `rest` (the user's own keys) comes last and wins."""
+def overrides_for(mode: str, checkpoint: str | None, rest: list[str], ckpt: dict | None = None) -> list[str]:
+    """The `mtbench train` overrides of a transfer run; `rest` (the user's own keys) comes last and wins. `ckpt`: the
+    checkpoint already loaded (a study reads it once, not once per run)."""
     if mode == "pretrain":
         return ["train=brc", f"task_id=[{','.join(pretrain_tasks())}]", *rest]
     keys = {a.split("=", 1)[0] for a in rest}
@@ -64,9 +65,10 @@ def overrides_for(mode: str, checkpoint: str | None, rest: list[str]) -> list[st
         raise UserError(f"mode={mode} learns one new task: give task=..., e.g. task={HELD_OUT[0]}")
     if checkpoint is None:
         raise UserError(f"mode={mode} needs checkpoint=runs/<pretrain run>/checkpoints/latest.pt (mode=pretrain)")
-    from mtbench.checkpoint import load_checkpoint_file
+    if ckpt is None:
+        from mtbench.checkpoint import load_checkpoint_file
 
-    ckpt = load_checkpoint_file(checkpoint, "checkpoint")
+        ckpt = load_checkpoint_file(checkpoint, "checkpoint")
     saved = ckpt["config"]
     if saved["train"]["algo"] != "brc":
         raise UserError(f"checkpoint={checkpoint} is a {saved['train']['algo']} run; transfer starts from a BRC run")
@@ -152,9 +154,8 @@ def study(own: dict, rest: list[str]) -> Path:
     budget = {m: own.get(key(m), STUDY_DEFAULTS[key(m)]) for m in modes}
     for m, n in budget.items():
         _check_transitions(n, key(m))
-    seeds = (
-        listed(own["seeds"]) if "seeds" in own else [load_checkpoint_file(checkpoint, "checkpoint")["config"]["seed"]]
-    )
+    ckpt = load_checkpoint_file(checkpoint, "checkpoint")
+    seeds = listed(own["seeds"]) if "seeds" in own else [ckpt["config"]["seed"]]
     if not seeds or any(not isinstance(x, int) or isinstance(x, bool) for x in seeds):
         raise UserError(f"seeds={own.get('seeds')!r} must be a list of integers, e.g. seeds=[1,2,3]")
     root = Path(str(own.get("study") or Path("runs") / f"transfer_{Path(checkpoint).resolve().parent.parent.name}"))
@@ -167,7 +168,7 @@ def study(own: dict, rest: list[str]) -> Path:
                     continue
                 mine = [a for a in rest if mode != "embedding" or a.split("=", 1)[0] not in EMBEDDING_OWN]
                 keys = [f"task={task}", f"seed={seed}", f"runs_dir={root}", f"experiment={run_dir.name}", *mine]
-                cfg = load_config(overrides_for(mode, checkpoint, keys))
+                cfg = load_config(overrides_for(mode, checkpoint, keys, ckpt))
                 cfg.max_iterations = math.ceil(budget[mode] / (cfg.num_envs * cfg.train.brc.horizon))
                 train(cfg)
     table = study_table(root)
