@@ -227,7 +227,8 @@ class BRC(Algorithm):
                 p.requires_grad_(False)
             self.critic.embedding.table.weight.requires_grad_(True)
         self.trainable = {k: [p for p in self.net[k].parameters() if p.requires_grad] for k in ("actor", "critic")}
-        adamw = lambda k, lr: torch.optim.AdamW(self.trainable[k], lr=lr, weight_decay=cfg.weight_decay)  # noqa: E731
+        # fused: one kernel for all tensors (about 9 % off a 256-wide gradient step on 2 CPU cores, BENCHMARKS "BRC")
+        adamw = lambda k, lr: torch.optim.AdamW(self.trainable[k], lr=lr, weight_decay=cfg.weight_decay, fused=True)  # noqa: E731
         self.critic_opt = adamw("critic", cfg.critic_lr)
         self.actor_opt = adamw("actor", cfg.actor_lr) if self.tune_all else None
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999))
