@@ -257,6 +257,46 @@ def test_embedding_stays_unit_norm_and_only_the_critic_loss_trains_it():
     torch.testing.assert_close(l1.critic.embed(torch.arange(3)).abs().sum(-1), torch.ones(3))
 
 
+def test_normalize_input_feeds_every_network_the_per_task_normalised_state():
+    """`normalize_input`: the states seen while acting set each task's running mean and variance (numpy's over the
+    same states), and the actor, the critic and its target all read (s - mean_task) / std_task: the losses and the
+    policy equal those of the plain agent with the same weights given the normalised states by hand."""
+    agent, plain = _agent(normalize_input=True), _agent()
+    plain.net.load_state_dict(agent.net.state_dict())
+    g = torch.Generator().manual_seed(5)
+    seen = []
+    for _ in range(6):  # one env per task, states of scale and offset unlike N(0, 1)
+        state = torch.randn(3, agent.state_dim, generator=g) * 3.0 + 7.0
+        agent.act(torch.cat([state, torch.eye(3)], 1))
+        agent.observe(state, torch.ones(3), torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool),
+                      {"final_obs": torch.cat([state, torch.eye(3)], 1)})  # fmt: skip
+        seen.append(state.double().numpy())
+    seen = np.stack(seen)  # (steps, task, dim)
+    # (the statistics start from a count of 1e-4 at N(0, 1): 1e-5 of relative weight after 6 states)
+    torch.testing.assert_close(agent.obs_norm.mean, torch.as_tensor(seen.mean(0)), rtol=1e-4, atol=0)
+    torch.testing.assert_close(agent.obs_norm.var, torch.as_tensor(seen.var(0)), rtol=1e-3, atol=0)
+    mean, std = agent.obs_norm.mean.float(), (agent.obs_norm.var + 1e-8).sqrt().float()  # numpy's, as checked
+    norm = lambda x, t: (x - mean[t]) / std[t]  # noqa: E731
+    b = _batch(agent)
+    b["obs"], b["next_obs"] = b["obs"] * 3.0 + 7.0, b["next_obs"] * 3.0 + 7.0
+    by_hand = dict(b, obs=norm(b["obs"], b["task"]), next_obs=norm(b["next_obs"], b["task"]))
+    scale = torch.tensor([0.5, 1.0, 0.2])
+    for a in (agent, plain):
+        a.gen.manual_seed(9)
+    ours, theirs = agent.critic_losses(b, scale), plain.critic_losses(by_hand, scale)
+    torch.testing.assert_close(ours["critic"], theirs["critic"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ours["target_probs"], theirs["target_probs"], rtol=1e-4, atol=1e-5)
+    obs = torch.cat([b["obs"], F.one_hot(b["task"], 3).float()], 1)
+    torch.testing.assert_close(agent.policy(obs, b["task"]), plain.policy(torch.cat([by_hand["obs"], obs[:, 6:]], 1),
+                                                                          b["task"]), rtol=1e-4, atol=1e-5)  # fmt: skip
+    # the raw states give other losses: the normalisation is not a no-op here
+    assert not torch.allclose(plain.critic_losses(b, scale)["critic"], theirs["critic"], atol=1e-3)
+    # the statistics travel with the checkpoint
+    fresh = _agent(normalize_input=True)
+    fresh.load_state_dict(agent.state_dict())
+    torch.testing.assert_close(fresh.obs_norm.var, agent.obs_norm.var, rtol=0, atol=0)
+
+
 def test_temperature_moves_toward_the_target_entropy():
     """Target -|A|/2 by default; one temperature: it rises when the policy's entropy is below the target and falls
     when above, with the gradient α (H - target) of the reference's loss α (H - target)."""

@@ -58,7 +58,7 @@ def test_paper_protocol_runs_one_env_per_task(tmp_path):
 
 
 def test_stopped_and_resumed_brc_run_with_its_buffer_equals_uninterrupted_run(tmp_path):
-    common = SMALL + [f"runs_dir={tmp_path}", "seed=3", "save_buffer=True"]
+    common = SMALL + [f"runs_dir={tmp_path}", "seed=3", "save_buffer=True", "train.brc.normalize_input=true"]
     run(common + ["experiment=straight", "max_iterations=8"])
     run(common + ["experiment=split", "max_iterations=3"])
     run(common + [f"checkpoint={tmp_path}/split/checkpoints/latest.pt", "max_iterations=8"])
@@ -68,6 +68,8 @@ def test_stopped_and_resumed_brc_run_with_its_buffer_equals_uninterrupted_run(tm
         torch.testing.assert_close(a["agent"]["net"][k], b["agent"]["net"][k], rtol=0, atol=0)
     for k in ("obs", "reward", "next_obs", "discount"):  # the buffer too (it wrapped around: 8 x 8 > 48)
         torch.testing.assert_close(a["agent"]["buffer"][k], b["agent"]["buffer"][k], rtol=0, atol=0)
+    for k in ("mean", "var", "count"):  # the state normaliser's statistics
+        torch.testing.assert_close(a["agent"]["obs_norm"][k], b["agent"]["obs_norm"][k], rtol=0, atol=0)
     for k in ("trace", "length", "g_max", "seen"):
         torch.testing.assert_close(a["agent"]["returns"][k], b["agent"]["returns"][k], rtol=0, atol=0)
 

@@ -23,6 +23,11 @@ in two places and `return_norm` picks:
   would shrink the denominator below the return it bounds). It costs a critic pass (and a host sync) per step
   with a time-out.
 A task with no finished episode yet has no scale: its rewards count as 0 (the reference's infinite denominator).
+
+Not in the paper, off by default: `normalize_input` feeds actor and critics each task's running mean/std-normalised
+state, as SAC and PPO do here (the replay keeps raw states; each batch is normalised with the current statistics).
+The short single-task reach test needs it: raw, a 5 cm offset is a small change of the BroNet's input (BENCHMARKS
+"BRC").
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from torch.nn import functional as F
 
 from mtbench import distributed
 from mtbench.algos.base import Algorithm, settings_from_dict
-from mtbench.algos.common import per_task_mean, task_counts
+from mtbench.algos.common import TaskRunningMeanStd, per_task_mean, task_counts
 from mtbench.algos.replay import NStepWindow, ReplayBuffer, replay_updates
 from mtbench.algos.sac import _frozen_copy, squashed_sample
 from mtbench.errors import UserError
@@ -83,6 +88,7 @@ class BRCConfig:
     actor_depth: NonNegInt
     embedding_dim: PosInt
     embedding_norm: Literal[EMBEDDING_NORMS]
+    normalize_input: bool  # per-task running mean/std of the state (not in the paper; SAC's and PPO's here)
     finetune: Literal[FINETUNE]  # all | embedding: every weight frozen but the task embedding (transfer)
     prefill: str | None  # a BRC checkpoint whose replay buffer seeds this single-task learner's (data transfer)
 
@@ -218,6 +224,7 @@ class BRC(Algorithm):
         }).to(device)  # fmt: skip
         self.actor, self.critic, self.critic_target = self.net["actor"], self.net["critic"], self.net["critic_target"]
         self.log_alpha = self.net["temperature"].log_alpha
+        self.obs_norm = TaskRunningMeanStd(n_tasks, self.state_dim).to(device)  # not a weight: outside `net`
         self.support = torch.linspace(-cfg.v_max, cfg.v_max, cfg.num_atoms, device=device)
         self.target_entropy = -action_dim / 2.0 if cfg.target_entropy is None else float(cfg.target_entropy)
         self.task_entropy = torch.zeros(n_tasks, device=device)  # the `paper` normalisation's H_i
@@ -296,12 +303,17 @@ class BRC(Algorithm):
         return (f"BRC: {n} envs x {c.horizon} step(s), {c.gradient_steps_per_itr} gradient steps of {c.batch_size}, "
                 f"critic {c.n_critics} x BroNet {c.critic_width} x {c.critic_depth} blocks, {c.num_atoms} atoms, "
                 f"return normalisation '{c.return_norm}', buffer {c.buffer_per_task:,} per task"
+                + ("; states normalised per task" if c.normalize_input else "")
                 + ("; only the task embedding trains" if not self.tune_all else "")
                 + (f"; buffer seeded from {c.prefill}" if c.prefill else ""))  # fmt: skip
 
     # -- acting ------------------------------------------------------------------------------------
+    def _norm(self, state: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """The state as the networks read it: normalised per task with `normalize_input`, else raw (the paper's)."""
+        return self.obs_norm.normalize(state, task) if self.cfg.normalize_input else state
+
     def _pi(self, state: torch.Tensor, embedding: torch.Tensor, deterministic: bool = False):
-        """Squashed action and its log-density."""
+        """Squashed action and its log-density for a network-ready (`_norm`) state."""
         mu, log_std = self.actor(state, embedding)
         noise = None if deterministic else torch.randn(mu.shape, generator=self.gen, device=mu.device)
         return squashed_sample(mu, log_std, noise)
@@ -309,7 +321,7 @@ class BRC(Algorithm):
     @torch.no_grad()
     def policy(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         obs, task = obs.to(self.device), task.to(self.device)
-        return self._pi(obs[:, : self.state_dim], self.critic.embed(task), deterministic=True)[0]
+        return self._pi(self._norm(obs[:, : self.state_dim], task), self.critic.embed(task), deterministic=True)[0]
 
     def start(self, task: torch.Tensor) -> None:
         self.task = task.to(self.device)
@@ -349,7 +361,7 @@ class BRC(Algorithm):
             shape = (self.last_state.shape[0], self.action_dim)
             action = torch.rand(shape, generator=self.gen, device=self.device) * 2.0 - 1.0
         else:
-            action = self._pi(self.last_state, self.critic.embed(self.task))[0]
+            action = self._pi(self._norm(self.last_state, self.task), self.critic.embed(self.task))[0]
         self.last_action = action
         return action
 
@@ -358,6 +370,8 @@ class BRC(Algorithm):
         reward, terminated, truncated = reward.to(dev), terminated.to(dev), truncated.to(dev)
         final = info["final_obs"].to(dev)[:, : self.state_dim]
         ended = terminated | truncated
+        if self.cfg.normalize_input:
+            self.obs_norm.update(self.last_state, self.task)
         paper = self.cfg.return_norm == "paper"
         bootstrap = self._value_at_timeouts(final, truncated & ~terminated) if paper else None
         self.returns.push(reward, terminated, ended, bootstrap)
@@ -378,9 +392,9 @@ class BRC(Algorithm):
         if envs.numel() == 0:
             return values
         task = self.task[envs]
-        emb = self.critic.embed(task)
-        action = self._pi(final[envs], emb)[0]
-        q = expected_value(self.critic(final[envs], action, task), self.support)
+        state = self._norm(final[envs], task)
+        action = self._pi(state, self.critic.embed(task))[0]
+        q = expected_value(self.critic(state, action, task), self.support)
         scale = self.reward_scale()[task]
         values[envs] = torch.where(scale > 0, q / scale.clamp_min(1e-12), 0.0)
         return values
@@ -415,8 +429,9 @@ class BRC(Algorithm):
         """Per-task mean of Σ_critics cross-entropy(critic logits, projected target distribution)."""
         task, alpha = b["task"], self.log_alpha.detach().exp()
         with torch.no_grad():
-            next_action, next_logp = self._pi(b["next_obs"], self.critic.embed(task))
-            probs = F.softmax(self.critic_target(b["next_obs"], next_action, task), dim=-1).mean(0)
+            next_state = self._norm(b["next_obs"], task)
+            next_action, next_logp = self._pi(next_state, self.critic.embed(task))
+            probs = F.softmax(self.critic_target(next_state, next_action, task), dim=-1).mean(0)
             reward = b["reward"] * scale[task]
             atoms = reward[:, None] + b["discount"][:, None] * (self.support - alpha * next_logp[:, None])
             target = categorical_projection(atoms, probs, self.support)
@@ -429,7 +444,7 @@ class BRC(Algorithm):
 
     def _cross_entropy(self, b: dict[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-task means of Σ_critics cross-entropy(critic(s, a), target) (n_tasks,), the logits)."""
-        logits = self.critic(b["obs"], b["action"], b["task"])
+        logits = self.critic(self._norm(b["obs"], b["task"]), b["action"], b["task"])
         per_sample = -(target * F.log_softmax(logits, dim=-1)).sum(-1).sum(0)
         return per_task_mean(per_sample, b["task"], self.n_tasks), logits
 
@@ -444,7 +459,7 @@ class BRC(Algorithm):
                 torch._foreach_lerp_(target, online, self.cfg.tau)
             else:  # the frozen weights stay as pretrained, online and target alike
                 self.critic_target.embedding.table.weight.lerp_(self.critic.embedding.table.weight, self.cfg.tau)
-        a = self.actor_step(b["obs"], b["task"], counts)
+        a = self.actor_step(self._norm(b["obs"], b["task"]), b["task"], counts)
         mean = lambda x: (x.detach() * counts).sum() / counts.sum()
         return {
             "loss/critic": mean(c["critic"]), "loss/actor": mean(a["actor"]), "loss/alpha": a["alpha_loss"],
@@ -519,7 +534,8 @@ class BRC(Algorithm):
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self, buffer: bool = False) -> dict:
         out = {
-            "net": self.net.state_dict(), "task_entropy": self.task_entropy.clone(),
+            "net": self.net.state_dict(), "obs_norm": self.obs_norm.state_dict(),
+            "task_entropy": self.task_entropy.clone(),
             "actor_opt": self.actor_opt.state_dict() if self.actor_opt is not None else None,
             "critic_opt": self.critic_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
             "scheme": self.scheme.state_dict(), "env_steps": self.env_steps, "updates": self.updates,
@@ -532,6 +548,7 @@ class BRC(Algorithm):
 
     def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
         self.net.load_state_dict(state["net"])
+        self.obs_norm.load_state_dict(state["obs_norm"])
         self.task_entropy.copy_(state["task_entropy"])
         if weights_only:
             return
