@@ -103,6 +103,16 @@ def compose(overrides: list[str]) -> DictConfig:
         raise ConfigError(f"{msg}\nSee `mtbench train --help` and mtbench/conf/config.yaml for all keys.") from e
 
 
+def _add_new_keys(saved: DictConfig, composed: DictConfig) -> None:
+    """Keys added to the configs since the run was saved, at any depth (`train.brc.normalize_input`), with today's
+    defaults: a new key's default keeps the behaviour the run had."""
+    for key, value in composed.items():
+        if key not in saved:
+            saved[key] = value
+        elif isinstance(value, DictConfig) and isinstance(saved[key], DictConfig):
+            _add_new_keys(saved[key], value)
+
+
 def load_config(overrides: list[str]) -> DictConfig:
     """The resolved config of `mtbench train overrides`. With `checkpoint=`, the saved run's own config, with only
     the keys of RESUME_KEYS (and TEST_KEYS under `test=True`) taken from `overrides`; any other key given with a
@@ -137,9 +147,7 @@ def load_config(overrides: list[str]) -> DictConfig:
             f"checkpoint={path} resumes its run as it was configured, but {'; '.join(differ)}. Drop these, or start "
             f"a new run from its weights with pretrained={path} (mtbench train --help lists what a resume may change)"
         )
-    for key, value in composed.items():  # keys added to config.yaml since the run was saved
-        if key not in saved:
-            saved[key] = value
+    _add_new_keys(saved, composed)
     if not test and "experiment" not in keys:
         saved.experiment = None  # continue in the checkpoint's own run directory (resolve_config)
     if "num_envs" in keys and "task_counts" not in keys:

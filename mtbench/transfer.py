@@ -36,8 +36,9 @@ HELD_OUT = ("assembly-v3", "disassemble-v3", "dial-turn-v3", "lever-pull-v3", "p
 """The paper's Meta-World transfer tasks (App. E.2), never seen in pretraining."""
 MODES = ("pretrain", "model", "embedding", "data", "scratch", "study")
 SIZES = ("critic_width", "critic_depth", "n_critics", "actor_width", "actor_depth", "embedding_dim", "embedding_norm",
-         "num_atoms", "v_max", "log_std_min", "log_std_max")  # fmt: skip
-"""The settings that shape BRC's networks: taken from the checkpoint so that its weights fit."""
+         "num_atoms", "v_max", "log_std_min", "log_std_max", "normalize_input")  # fmt: skip
+"""The settings that shape BRC's networks and what they read: taken from the checkpoint so that its weights fit (a
+key newer than the checkpoint keeps its default, which is how that run ran)."""
 OWN = ("mode", "checkpoint", "transitions", "tasks", "modes", "seeds", "study", "embedding_transitions")
 
 USAGE = """usage: mtbench transfer mode=pretrain [any mtbench train key ...]   (BRC on MT50 without 5 held-out tasks)
@@ -73,7 +74,7 @@ def overrides_for(mode: str, checkpoint: str | None, rest: list[str], ckpt: dict
     if saved["train"]["algo"] != "brc":
         raise UserError(f"checkpoint={checkpoint} is a {saved['train']['algo']} run; transfer starts from a BRC run")
     brc = saved["train"]["brc"]
-    sizes = [f"train.brc.{k}={brc[k]}" for k in SIZES]
+    sizes = [f"train.brc.{k}={brc[k]}" for k in SIZES if k in brc]
     seed = next((parse_value(a)[1] for a in rest if a.startswith("seed=")), saved["seed"])
     task = next(parse_value(a)[1] for a in rest if a.split("=", 1)[0] in ("task", "task_id"))
     label = task if isinstance(task, str) else f"{len(task)}tasks"

@@ -81,6 +81,26 @@ def test_brc_test_mode_evaluates_a_checkpoint(tmp_path):
     assert [r.name for r in results] == ["reach-v3", "push-v3"] and all(r.episodes == 2 for r in results)
 
 
+def test_checkpoint_older_than_normalize_input_still_evaluates_resumes_and_transfers(tmp_path):
+    """A BRC checkpoint saved before `train.brc.normalize_input` existed (no such key in its config, no statistics
+    in its state) is evaluated and resumed with the key's default, false, which is how it ran, and `mtbench
+    transfer` passes on only the keys the checkpoint has."""
+    from mtbench.transfer import overrides_for
+
+    run(SMALL + [f"runs_dir={tmp_path}", "experiment=o", "max_iterations=2"])
+    ckpt = _latest(tmp_path / "o")
+    del ckpt["config"]["train"]["brc"]["normalize_input"], ckpt["agent"]["obs_norm"]
+    old = tmp_path / "o" / "checkpoints" / "old.pt"
+    torch.save(ckpt, old)
+    assert run([f"checkpoint={old}", "test=True", "eval.episodes_per_task=1", "progress=false"])[0].episodes == 1
+    run([f"checkpoint={old}", "max_iterations=3", "progress=false"])
+    resumed = _latest(tmp_path / "o")
+    assert resumed["iteration"] == 3 and resumed["config"]["train"]["brc"]["normalize_input"] is False
+    sizes = overrides_for("model", str(old), ["task=push-back-v3"], ckpt)
+    assert "train.brc.critic_width=16" in sizes and not any("normalize_input" in k for k in sizes)
+    assert "train.brc.normalize_input=False" in overrides_for("model", str(old), ["task=push-back-v3"], resumed)
+
+
 def test_params_counts_brc_and_its_presets(capsys):
     """`mtbench params train=brc` counts the actor and the critic ensemble with its embedding (not the target), then
     every preset width of the paper's Table 1."""

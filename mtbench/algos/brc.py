@@ -548,7 +548,8 @@ class BRC(Algorithm):
 
     def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
         self.net.load_state_dict(state["net"])
-        self.obs_norm.load_state_dict(state["obs_norm"])
+        if "obs_norm" in state:  # absent from checkpoints older than `normalize_input`, which ran without it
+            self.obs_norm.load_state_dict(state["obs_norm"])
         self.task_entropy.copy_(state["task_entropy"])
         if weights_only:
             return
